@@ -1,0 +1,16 @@
+//! Herald's core: the domain model, validation of everything that arrives from the network,
+//! credentials, the storage seam ([`store::Store`]) and the service layer — one function per
+//! use case, called by the native API and by every compatible surface alike.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod error;
+pub mod jwt;
+pub mod keys;
+pub mod model;
+pub mod service;
+pub mod store;
+pub mod validate;
+
+pub use error::{FieldError, ServiceError, StoreError};
+pub use service::Service;

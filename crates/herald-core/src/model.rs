@@ -1,0 +1,209 @@
+//! The domain model of DESIGN.md section 2, as the service layer sees it.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::clock::{Millis, serde_rfc3339};
+
+/// Declares a string-backed enum with its wire name, parsing and `Display`.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The wire and storage name.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Parses the wire name.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+
+            /// The accepted names, for error messages.
+            pub fn expected() -> String {
+                [$($text),+].join(", ")
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Whether an account's keys work.
+    AccountStatus { Active => "active", Paused => "paused" }
+);
+string_enum!(
+    /// What an API key may do (DESIGN.md section 3).
+    KeyKind { Secret => "secret", Public => "public", Channel => "channel" }
+);
+string_enum!(
+    /// Algorithms accepted for user JWT signing keys.
+    SigningAlgorithm { Rs256 => "RS256", Es256 => "ES256" }
+);
+string_enum!(
+    /// The push service a channel speaks.
+    ChannelType { WebPush => "web_push", Apns => "apns", Fcm => "fcm" }
+);
+string_enum!(
+    /// `voip` subscriptions are APNs PushKit tokens.
+    SubscriptionKind { Standard => "standard", Voip => "voip" }
+);
+string_enum!(
+    /// APNs host selection.
+    Environment { Production => "production", Sandbox => "sandbox" }
+);
+string_enum!(
+    /// Whether a subscription receives pushes.
+    SubscriptionStatus { Active => "active", Inactive => "inactive" }
+);
+string_enum!(
+    /// A channel's health, set by the delivery engine on configuration errors.
+    ChannelHealth { Healthy => "healthy", Unhealthy => "unhealthy" }
+);
+
+impl KeyKind {
+    /// The visible prefix of a key of this kind.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "sk_",
+            KeyKind::Public => "pk_",
+            KeyKind::Channel => "ck_",
+        }
+    }
+}
+
+/// A tenant.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Account {
+    pub id: i64,
+    pub name: String,
+    pub status: AccountStatus,
+    pub dev_mode: bool,
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Millis,
+}
+
+/// An API key as stored: never the key itself, only its prefix and hash.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ApiKey {
+    pub id: String,
+    #[serde(skip)]
+    pub account_id: i64,
+    pub kind: KeyKind,
+    /// The first characters of the key, enough to recognise it.
+    pub prefix: String,
+    #[serde(skip)]
+    pub key_hash: Vec<u8>,
+    pub channel_id: Option<String>,
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Millis,
+    #[serde(serialize_with = "serde_rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<Millis>,
+}
+
+/// A public key that verifies the account's user JWTs.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SigningKey {
+    /// Also the JWT `kid` that selects this key.
+    pub id: String,
+    #[serde(skip)]
+    pub account_id: i64,
+    pub algorithm: SigningAlgorithm,
+    pub public_key_pem: String,
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Millis,
+}
+
+/// An end user of an account, known by the app's own id.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct User {
+    #[serde(skip)]
+    pub id: i64,
+    #[serde(skip)]
+    pub account_id: i64,
+    /// The app's own user id.
+    #[serde(rename = "id")]
+    pub external_id: String,
+    #[schema(value_type = Object)]
+    pub properties: Value,
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Millis,
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Millis,
+}
+
+/// A user session minted by the account's backend.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub account_id: i64,
+    pub user_id: i64,
+    pub external_id: String,
+    pub expires_at: Millis,
+}
+
+/// A push channel: one provider configuration of an account.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: String,
+    pub account_id: i64,
+    pub name: String,
+    pub channel_type: ChannelType,
+    /// Full configuration including secrets; render with [`crate::validate::public_config`].
+    pub config: Value,
+    pub is_default: bool,
+    pub health: ChannelHealth,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Millis>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// A registered browser or device.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub id: i64,
+    pub account_id: i64,
+    pub user_id: i64,
+    pub external_id: String,
+    pub channel_id: String,
+    pub channel_type: ChannelType,
+    pub identifier: String,
+    pub settings: Value,
+    pub kind: SubscriptionKind,
+    pub environment: Environment,
+    pub status: SubscriptionStatus,
+    pub inactive_reason: Option<String>,
+    pub muted: bool,
+    pub topics: Vec<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub last_seen_at: Millis,
+}
+
+/// One page of a cursor-paginated list.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back as `cursor` to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}

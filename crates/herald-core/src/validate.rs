@@ -1,0 +1,327 @@
+//! Validation of everything that arrives from the network, done once at the edge of the service
+//! layer so that nothing invalid reaches a transaction.
+
+use base64::Engine;
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use serde_json::{Map, Value, json};
+
+use crate::error::FieldError;
+use crate::model::{ChannelType, Environment};
+
+/// Maximum length of an external user id.
+pub const MAX_EXTERNAL_ID: usize = 255;
+/// Maximum length of a Web Push endpoint.
+pub const MAX_ENDPOINT: usize = 1024;
+/// Maximum length of the base64url Web Push keys.
+pub const MAX_WEBPUSH_KEY: usize = 255;
+/// Maximum length of names (accounts, channels) and topics.
+pub const MAX_NAME: usize = 255;
+/// Maximum length of an FCM registration token.
+pub const MAX_FCM_TOKEN: usize = 4096;
+
+/// Decides whether a user-supplied outbound URL may be stored. The delivery crate implements
+/// it with the SSRF guard so that registration refuses what delivery would refuse.
+pub trait EndpointPolicy: Send + Sync {
+    /// Checks a Web Push endpoint: `Ok` when it may be contacted, otherwise a reason.
+    fn check(&self, url: &str) -> Result<(), String>;
+
+    /// Checks a provider base URL set by an account (channel `endpoint`, FCM `token_uri`).
+    /// Unlike push endpoints these are not limited to the browsers' push services.
+    fn check_provider_base(&self, url: &str) -> Result<(), String> {
+        self.check(url)
+    }
+}
+
+/// The policy used when nothing more specific is configured: absolute `https` URLs with a host
+/// and no credentials.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HttpsOnly;
+
+impl EndpointPolicy for HttpsOnly {
+    fn check(&self, raw: &str) -> Result<(), String> {
+        let url = url::Url::parse(raw).map_err(|e| format!("not a valid URL: {e}"))?;
+        if url.scheme() != "https" {
+            return Err("must be an https URL".into());
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("must have a host".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not contain credentials".into());
+        }
+        Ok(())
+    }
+}
+
+/// Checks a required, length-limited string field and pushes any error.
+pub fn required_str<'a>(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    value: Option<&'a str>,
+    max: usize,
+) -> Option<&'a str> {
+    match value {
+        None | Some("") => {
+            errors.push(FieldError::required(field));
+            None
+        }
+        Some(v) if v.chars().count() > max => {
+            errors.push(FieldError::too_long(field, max));
+            None
+        }
+        Some(v) => Some(v),
+    }
+}
+
+/// Validates an external user id: 1–255 characters, no control characters.
+pub fn external_id(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.is_empty() {
+        return Err(FieldError::required(field));
+    }
+    if value.chars().count() > MAX_EXTERNAL_ID {
+        return Err(FieldError::too_long(field, MAX_EXTERNAL_ID));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(FieldError::new(field, "invalid", "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Validates a topic name: 1–255 characters of letters, digits and `-_.:~@/`.
+pub fn topic_name(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.is_empty() {
+        return Err(FieldError::required(field));
+    }
+    if value.len() > MAX_NAME {
+        return Err(FieldError::too_long(field, MAX_NAME));
+    }
+    let ok = value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:~@/".contains(c));
+    if !ok {
+        return Err(FieldError::new(field, "invalid", "may contain only letters, digits and -_.:~@/"));
+    }
+    Ok(())
+}
+
+/// Decodes base64url with or without padding.
+pub fn b64url(s: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(s).or_else(|_| URL_SAFE.decode(s)).ok()
+}
+
+/// Encodes base64url without padding, the form Web Push uses everywhere.
+pub fn to_b64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// True when `bytes` is an uncompressed P-256 point that lies on the curve.
+pub fn is_p256_point(bytes: &[u8]) -> bool {
+    use aws_lc_rs::agreement::{ECDH_P256, ParsedPublicKey, ParsedPublicKeyFormat, UnparsedPublicKey};
+    if bytes.len() != 65 || bytes[0] != 0x04 {
+        return false;
+    }
+    ParsedPublicKey::try_from(&UnparsedPublicKey::new(&ECDH_P256, bytes))
+        .is_ok_and(|k| k.format() == ParsedPublicKeyFormat::Uncompressed)
+}
+
+/// Settings validated for their channel type, normalised for storage, plus the identifier
+/// they imply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidSettings {
+    /// Normalised settings: Web Push `{endpoint, p256dh, auth}`, APNs/FCM `{token}`.
+    pub settings: Value,
+    /// The endpoint (Web Push) or token (APNs, FCM).
+    pub natural_identifier: String,
+}
+
+/// Guesses the channel type that settings are meant for, for registrations without a
+/// `channel_id`: an `endpoint` means Web Push, a hex token APNs, any other token FCM.
+pub fn implied_channel_type(settings: &Value) -> Option<ChannelType> {
+    let obj = settings.as_object()?;
+    if obj.contains_key("endpoint") {
+        return Some(ChannelType::WebPush);
+    }
+    let token = obj.get("token").or_else(|| obj.get("device_token"))?.as_str()?;
+    if is_apns_token(token) { Some(ChannelType::Apns) } else { Some(ChannelType::Fcm) }
+}
+
+fn is_apns_token(token: &str) -> bool {
+    (64..=200).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Validates subscription settings for `channel_type`; errors name `settings.<field>`.
+pub fn settings(
+    channel_type: ChannelType,
+    value: &Value,
+    endpoints: &dyn EndpointPolicy,
+) -> Result<ValidSettings, Vec<FieldError>> {
+    let Some(obj) = value.as_object() else {
+        return Err(vec![FieldError::new("settings", "invalid_type", "settings must be an object")]);
+    };
+    match channel_type {
+        ChannelType::WebPush => web_push_settings(obj, endpoints),
+        ChannelType::Apns => token_settings(obj, "APNs", is_apns_token, "hex, 64-200 characters"),
+        ChannelType::Fcm => token_settings(obj, "FCM", is_fcm_token, "1-4096 printable characters"),
+    }
+}
+
+fn is_fcm_token(token: &str) -> bool {
+    !token.is_empty() && token.len() <= MAX_FCM_TOKEN && token.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn str_field<'a>(obj: &'a Map<String, Value>, name: &str, errors: &mut Vec<FieldError>, path: &str) -> Option<&'a str> {
+    match obj.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => {
+            errors.push(FieldError::new(path, "invalid_type", format!("{path} must be a string")));
+            Some("")
+        }
+    }
+}
+
+fn web_push_settings(obj: &Map<String, Value>, endpoints: &dyn EndpointPolicy) -> Result<ValidSettings, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    // Accept the browser's `PushSubscription.toJSON()` shape (`keys: {p256dh, auth}`) as well
+    // as the flat one, and store the flat one.
+    let keys = obj.get("keys").and_then(Value::as_object).unwrap_or(obj);
+    let endpoint = str_field(obj, "endpoint", &mut errors, "settings.endpoint");
+    let p256dh = str_field(keys, "p256dh", &mut errors, "settings.p256dh");
+    let auth = str_field(keys, "auth", &mut errors, "settings.auth");
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let endpoint = required_str(&mut errors, "settings.endpoint", endpoint, MAX_ENDPOINT);
+    let p256dh = required_str(&mut errors, "settings.p256dh", p256dh, MAX_WEBPUSH_KEY);
+    let auth = required_str(&mut errors, "settings.auth", auth, MAX_WEBPUSH_KEY);
+    if let Some(e) = endpoint
+        && let Err(reason) = endpoints.check(e)
+    {
+        errors.push(FieldError::new("settings.endpoint", "invalid", format!("endpoint {reason}")));
+    }
+    if let Some(k) = p256dh
+        && !b64url(k).is_some_and(|b| is_p256_point(&b))
+    {
+        errors.push(FieldError::new(
+            "settings.p256dh",
+            "invalid",
+            "p256dh must be a base64url uncompressed P-256 public key (65 bytes)",
+        ));
+    }
+    if let Some(a) = auth
+        && b64url(a).is_none_or(|b| b.len() != 16)
+    {
+        errors.push(FieldError::new("settings.auth", "invalid", "auth must be a base64url 16-byte secret"));
+    }
+    match (endpoint, p256dh, auth) {
+        (Some(e), Some(p), Some(a)) if errors.is_empty() => Ok(ValidSettings {
+            settings: json!({"endpoint": e, "p256dh": p, "auth": a}),
+            natural_identifier: e.to_string(),
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn token_settings(
+    obj: &Map<String, Value>,
+    provider: &str,
+    valid: fn(&str) -> bool,
+    shape: &str,
+) -> Result<ValidSettings, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let field = if obj.contains_key("device_token") && !obj.contains_key("token") { "device_token" } else { "token" };
+    let path = format!("settings.{field}");
+    let token = str_field(obj, field, &mut errors, &path);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(vec![FieldError::required("settings.token")]);
+    };
+    if !valid(token) {
+        return Err(vec![FieldError::new(path, "invalid", format!("{provider} token must be {shape}"))]);
+    }
+    Ok(ValidSettings { settings: json!({"token": token}), natural_identifier: token.to_string() })
+}
+
+/// Parses an optional environment field.
+pub fn environment(value: Option<&str>) -> Result<Option<Environment>, FieldError> {
+    value
+        .map(|v| {
+            Environment::parse(v).ok_or_else(|| {
+                FieldError::new("environment", "invalid", format!("environment must be one of {}", Environment::expected()))
+            })
+        })
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P256DH: &str = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
+    const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
+
+    fn wp(endpoint: &str, p256dh: &str, auth: &str) -> Result<ValidSettings, Vec<FieldError>> {
+        settings(ChannelType::WebPush, &json!({"endpoint": endpoint, "p256dh": p256dh, "auth": auth}), &HttpsOnly)
+    }
+
+    fn reasons(r: Result<ValidSettings, Vec<FieldError>>) -> Vec<(String, &'static str)> {
+        r.unwrap_err().into_iter().map(|e| (e.field, e.reason)).collect()
+    }
+
+    #[test]
+    fn accepts_a_browser_subscription_in_both_shapes() {
+        let flat = wp("https://push.example/abc", P256DH, AUTH).unwrap();
+        let nested = settings(
+            ChannelType::WebPush,
+            &json!({"endpoint": "https://push.example/abc", "keys": {"p256dh": P256DH, "auth": AUTH}}),
+            &HttpsOnly,
+        )
+        .unwrap();
+        assert_eq!(flat, nested);
+        assert_eq!(flat.natural_identifier, "https://push.example/abc");
+    }
+
+    #[test]
+    fn rejects_points_off_the_curve_and_wrong_lengths() {
+        let mut off_curve = b64url(P256DH).unwrap();
+        off_curve[64] ^= 1;
+        assert_eq!(reasons(wp("https://p.example/", &to_b64url(&off_curve), AUTH)), [("settings.p256dh".into(), "invalid")]);
+        assert_eq!(reasons(wp("https://p.example/", &P256DH[..60], AUTH)), [("settings.p256dh".into(), "invalid")]);
+        assert_eq!(reasons(wp("https://p.example/", P256DH, "AAAA")), [("settings.auth".into(), "invalid")]);
+        let compressed = to_b64url(&[2u8; 33]);
+        assert_eq!(reasons(wp("https://p.example/", &compressed, AUTH)), [("settings.p256dh".into(), "invalid")]);
+    }
+
+    #[test]
+    fn enforces_required_and_length_limits() {
+        assert_eq!(reasons(wp("", P256DH, AUTH)), [("settings.endpoint".into(), "required")]);
+        let long = format!("https://p.example/{}", "a".repeat(1024));
+        assert_eq!(reasons(wp(&long, P256DH, AUTH)), [("settings.endpoint".into(), "too_long")]);
+        assert_eq!(reasons(wp("https://p.example/", &"A".repeat(256), AUTH)), [("settings.p256dh".into(), "too_long")]);
+        assert_eq!(reasons(wp("http://p.example/", P256DH, AUTH)), [("settings.endpoint".into(), "invalid")]);
+        let wrong_type = settings(ChannelType::WebPush, &json!({"endpoint": 5, "p256dh": P256DH, "auth": AUTH}), &HttpsOnly);
+        assert_eq!(reasons(wrong_type), [("settings.endpoint".into(), "invalid_type")]);
+    }
+
+    #[test]
+    fn validates_device_tokens() {
+        let apns = "a".repeat(64);
+        assert!(settings(ChannelType::Apns, &json!({"token": apns}), &HttpsOnly).is_ok());
+        assert!(settings(ChannelType::Apns, &json!({"token": "xyz"}), &HttpsOnly).is_err());
+        assert!(settings(ChannelType::Fcm, &json!({"token": "fcm:token-1"}), &HttpsOnly).is_ok());
+        assert!(settings(ChannelType::Fcm, &json!({"token": "has space"}), &HttpsOnly).is_err());
+        assert!(settings(ChannelType::Fcm, &json!({"token": "x".repeat(4097)}), &HttpsOnly).is_err());
+        assert_eq!(implied_channel_type(&json!({"token": "ab".repeat(32)})), Some(ChannelType::Apns));
+        assert_eq!(implied_channel_type(&json!({"token": "fcm:abc"})), Some(ChannelType::Fcm));
+        assert_eq!(implied_channel_type(&json!({"endpoint": "https://x"})), Some(ChannelType::WebPush));
+    }
+
+    #[test]
+    fn external_ids_and_topics() {
+        assert!(external_id("user", &"u".repeat(255)).is_ok());
+        assert_eq!(external_id("user", &"u".repeat(256)).unwrap_err().reason, "too_long");
+        assert_eq!(external_id("user", "").unwrap_err().reason, "required");
+        assert!(topic_name("topic", "chat:42").is_ok());
+        assert_eq!(topic_name("topic", "a b").unwrap_err().reason, "invalid");
+    }
+}

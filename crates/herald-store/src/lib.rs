@@ -1,0 +1,122 @@
+//! Herald's storage: the [`Store`] trait of `herald-core` implemented once, by a macro, for
+//! SQLite and for PostgreSQL. Both share the same SQL (SQLite accepts `$n` placeholders) and
+//! the same schema; only migrations and a few engine-specific statements differ.
+#![forbid(unsafe_code)]
+
+mod imp;
+mod migrate;
+mod rows;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_core::StoreError;
+use herald_core::store::Store;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+/// The embedded-SQLite backend. All writes go through a one-connection pool: SQLite has one
+/// writer anyway, and serialising in the pool avoids `SQLITE_BUSY` on lock upgrades.
+#[derive(Clone)]
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+/// The PostgreSQL backend, for several nodes sharing one database.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Which engine a database URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `postgres://` and `postgresql://` select PostgreSQL; `sqlite:` URLs and plain paths SQLite.
+    pub fn of(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") { Backend::Postgres } else { Backend::Sqlite }
+    }
+}
+
+pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.message().to_string()),
+        other => StoreError::Database(Box::new(other)),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating file and folder when missing) a SQLite database.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(Box::new(e)))?;
+        }
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .map_err(db_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await.map_err(db_err)?;
+        let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await.map_err(db_err)?;
+        Ok(Self { write, read })
+    }
+
+    fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+}
+
+impl PgStore {
+    /// Connects to PostgreSQL.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(db_err)?;
+        Ok(Self { pool })
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Opens the database a URL names and applies pending migrations.
+pub async fn open(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match Backend::of(url) {
+        Backend::Postgres => {
+            let store = PgStore::open(url, max_connections).await?;
+            migrate::postgres(&store.pool).await?;
+            Arc::new(store)
+        }
+        Backend::Sqlite => {
+            let store = SqliteStore::open(url).await?;
+            migrate::sqlite(&store.write).await?;
+            Arc::new(store)
+        }
+    })
+}
+
+/// Applies pending migrations without keeping a store open (`herald migrate`).
+pub async fn migrate_only(url: &str) -> Result<(), StoreError> {
+    open(url, 2).await.map(drop)
+}

@@ -1,0 +1,27 @@
+//! Migrations are embedded in the binary and applied on start. There are two folders, one per
+//! engine, kept in step: the same tables, columns and indexes.
+
+use herald_core::StoreError;
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{PgPool, SqlitePool};
+
+fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {
+    Migration::new(version, name.into(), MigrationType::Simple, sql.into_sql_str(), false)
+}
+
+fn err(e: sqlx::migrate::MigrateError) -> StoreError {
+    StoreError::Database(Box::new(e))
+}
+
+/// Applies the SQLite migrations.
+pub async fn sqlite(pool: &SqlitePool) -> Result<(), StoreError> {
+    let migrations = vec![migration(1, "registry", include_str!("../migrations/sqlite/0001_registry.sql"))];
+    Migrator::with_migrations(migrations).run(pool).await.map_err(err)
+}
+
+/// Applies the PostgreSQL migrations.
+pub async fn postgres(pool: &PgPool) -> Result<(), StoreError> {
+    let migrations = vec![migration(1, "registry", include_str!("../migrations/postgres/0001_registry.sql"))];
+    Migrator::with_migrations(migrations).run(pool).await.map_err(err)
+}

@@ -1,0 +1,184 @@
+//! The command line: `herald serve`, `migrate`, `account create`, `channel create`,
+//! `vapid generate`, `config`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use herald_core::Service;
+use herald_core::model::ChannelType;
+use herald_core::service::{ChannelInput, ChannelView};
+use serde_json::{Value, json};
+
+use crate::app::{App, chain};
+use crate::config::{Config, DEFAULT_CONFIG};
+
+/// Herald: a self-hosted push-notification server.
+#[derive(Parser)]
+#[command(name = "herald", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML); settings there override the defaults, HERALD_* env vars override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the API server (and, as they land, the delivery workers).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage accounts.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Manage channels.
+    #[command(subcommand)]
+    Channel(ChannelCmd),
+    /// VAPID keys.
+    #[command(subcommand)]
+    Vapid(VapidCmd),
+    /// Print the commented default configuration.
+    Config,
+}
+
+/// `herald account …`
+#[derive(Subcommand)]
+pub enum AccountCmd {
+    /// Create an account and print its id and first secret and public keys.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Accept plain user ids from clients (insecure; for development).
+        #[arg(long)]
+        dev_mode: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `herald channel …`
+#[derive(Subcommand)]
+pub enum ChannelCmd {
+    /// Create a channel and print its id (and VAPID public key for web_push).
+    Create(ChannelCreate),
+}
+
+/// Arguments of `herald channel create`.
+#[derive(Args)]
+pub struct ChannelCreate {
+    #[arg(long)]
+    pub account: i64,
+    /// web_push, apns or fcm.
+    #[arg(long = "type")]
+    pub channel_type: String,
+    #[arg(long)]
+    pub name: String,
+    /// VAPID subject for web_push (mailto: or https:).
+    #[arg(long, default_value = "mailto:admin@localhost")]
+    pub subject: String,
+    /// Full channel config as JSON (apns, fcm; overrides --subject).
+    #[arg(long)]
+    pub config_json: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `herald vapid …`
+#[derive(Subcommand)]
+pub enum VapidCmd {
+    /// Generate a VAPID key pair.
+    Generate,
+}
+
+/// Runs the CLI; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    match dispatch(cli).await {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("herald: {message}");
+            1
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Config => {
+            print!("{DEFAULT_CONFIG}");
+            Ok(())
+        }
+        Command::Vapid(VapidCmd::Generate) => {
+            let pair = herald_core::keys::generate_vapid();
+            println!("public_key={}\nprivate_key_pkcs8={}", pair.public_key_b64url, pair.private_pkcs8_b64);
+            Ok(())
+        }
+        command => {
+            let config = Config::load(cli.config.as_deref())?;
+            crate::init_tracing(&config);
+            match command {
+                Command::Serve => {
+                    let app = App::build(&config).await?;
+                    app.run_until_stopped().await.map_err(|e| format!("server failed: {e}"))
+                }
+                Command::Migrate => {
+                    herald_store::migrate_only(&config.database_url).await.map_err(|e| chain(&e))?;
+                    println!("migrations applied");
+                    Ok(())
+                }
+                Command::Account(cmd) => account(&config, cmd).await,
+                Command::Channel(ChannelCmd::Create(args)) => channel(&config, args).await,
+                Command::Config | Command::Vapid(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+async fn service(config: &Config) -> Result<Service, String> {
+    let store = herald_store::open(&config.database_url, 2).await.map_err(|e| format!("cannot open database: {}", chain(&e)))?;
+    let networks = herald_providers::ssrf::parse_networks(&config.outbound_allow).map_err(|e| e.to_string())?;
+    Ok(Service::new(store, std::sync::Arc::new(crate::outbound::Outbound::new(networks))))
+}
+
+fn describe(e: herald_core::ServiceError) -> String {
+    match e {
+        herald_core::ServiceError::Validation(fields) => {
+            fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ")
+        }
+        other => chain(&other),
+    }
+}
+
+async fn account(config: &Config, cmd: AccountCmd) -> Result<(), String> {
+    let AccountCmd::Create { name, dev_mode, json } = cmd;
+    let created = service(config).await?.create_account(&name, dev_mode).await.map_err(describe)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&created).map_err(|e| e.to_string())?);
+    } else {
+        println!("account_id={}\nsecret_key={}\npublic_key={}", created.account.id, created.secret_key, created.public_key);
+    }
+    Ok(())
+}
+
+async fn channel(config: &Config, args: ChannelCreate) -> Result<(), String> {
+    let channel_type = ChannelType::parse(&args.channel_type).ok_or_else(|| format!("--type must be one of {}", ChannelType::expected()))?;
+    let cfg: Value = match &args.config_json {
+        Some(raw) => serde_json::from_str(raw).map_err(|e| format!("--config-json is not JSON: {e}"))?,
+        None => json!({"subject": args.subject}),
+    };
+    let svc = service(config).await?;
+    svc.get_account(args.account).await.map_err(describe)?;
+    let input = ChannelInput { name: Some(args.name), channel_type: Some(channel_type), config: Some(cfg), is_default: None };
+    let channel = svc.create_channel(args.account, input).await.map_err(describe)?;
+    let view = ChannelView::from(&channel);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&view).map_err(|e| e.to_string())?);
+    } else {
+        println!("channel_id={}", view.id);
+        if let Some(k) = view.vapid_public_key {
+            println!("vapid_public_key={k}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Configuration: one commented default file embedded in the binary, then an optional
+//! `herald.toml`, then `HERALD_*` environment variables. Validated once at start-up, with
+//! errors that name the setting.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+/// The commented default configuration, also printed by `herald config`.
+pub const DEFAULT_CONFIG: &str = include_str!("../herald.default.toml");
+
+/// Herald's settings. See `herald.default.toml` for what each one means.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub public_url: String,
+    pub admin_token: String,
+    pub outbound_allow: String,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+// Secrets never reach logs, not even through `{:?}`.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("public_url", &self.public_url)
+            .field("admin_token", &if self.admin_token.is_empty() { "" } else { "<redacted>" })
+            .field("outbound_allow", &self.outbound_allow)
+            .finish_non_exhaustive()
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Config {
+    /// Loads and validates the configuration.
+    pub fn load(file: Option<&Path>) -> Result<Config, String> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(format!("config file {} does not exist", path.display()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let config: Config = figment.merge(Env::prefixed("HERALD_")).extract().map_err(describe)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.database_url.trim().is_empty() {
+            return Err("invalid setting `database_url`: must not be empty".into());
+        }
+        if !self.public_url.is_empty() {
+            let ok = url::Url::parse(&self.public_url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(format!("invalid setting `public_url`: {:?} is not an http(s) URL", self.public_url));
+            }
+        }
+        if !self.admin_token.is_empty() && self.admin_token.len() < 16 {
+            return Err("invalid setting `admin_token`: use at least 16 characters".into());
+        }
+        if self.database_max_connections == 0 {
+            return Err("invalid setting `database_max_connections`: must be at least 1".into());
+        }
+        if self.max_body_bytes < 1024 {
+            return Err("invalid setting `max_body_bytes`: must be at least 1024".into());
+        }
+        herald_providers::ssrf::parse_networks(&self.outbound_allow)
+            .map_err(|e| format!("invalid setting `outbound_allow`: {e}"))?;
+        Ok(())
+    }
+
+    /// The public base URL without a trailing slash.
+    pub fn public_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
+    }
+}
+
+fn describe(e: figment::Error) -> String {
+    let path = e.path.join(".");
+    if path.is_empty() { format!("invalid configuration: {e}") } else { format!("invalid setting `{path}`: {}", e.kind) }
+}

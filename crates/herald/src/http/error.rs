@@ -1,0 +1,98 @@
+//! The `/v1` and `/admin/v1` error body (DESIGN.md section 4), rendered from service errors.
+//! Internal errors are logged with their whole source chain and answered as a bare 500.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use herald_core::ServiceError;
+use serde_json::{Value, json};
+
+use super::request_id;
+
+/// An error answered in Herald's native format.
+#[derive(Debug)]
+pub struct ApiError(pub ServiceError);
+
+impl<E: Into<ServiceError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError(e.into())
+    }
+}
+
+/// Result type of native handlers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The stable code, HTTP status and `details` object of a service error.
+pub fn classify(e: &ServiceError) -> (&'static str, StatusCode, Value) {
+    match e {
+        ServiceError::BadRequest { reason, param, .. } => {
+            ("bad_request", StatusCode::BAD_REQUEST, json!({"reason": reason, "param": param}))
+        }
+        ServiceError::Unauthenticated(_) => ("unauthenticated", StatusCode::UNAUTHORIZED, json!({})),
+        ServiceError::Forbidden { required_scope, .. } => {
+            ("forbidden", StatusCode::FORBIDDEN, json!({"required_scope": required_scope}))
+        }
+        ServiceError::NotFound { resource, id } => ("not_found", StatusCode::NOT_FOUND, json!({"resource": resource, "id": id})),
+        ServiceError::Conflict { idempotency_key, current_status, .. } => (
+            "conflict",
+            StatusCode::CONFLICT,
+            json!({"idempotency_key": idempotency_key, "current_status": current_status}),
+        ),
+        ServiceError::Validation(fields) => ("validation_failed", StatusCode::UNPROCESSABLE_ENTITY, json!({"fields": fields})),
+        ServiceError::Gone(_) => ("gone", StatusCode::GONE, json!({})),
+        ServiceError::Store(_) | ServiceError::Internal(_) => ("internal_error", StatusCode::INTERNAL_SERVER_ERROR, json!({})),
+    }
+}
+
+/// The public message of an error; internal details never leave the server.
+pub fn public_message(e: &ServiceError) -> String {
+    match e {
+        ServiceError::Store(_) | ServiceError::Internal(_) => "internal server error".into(),
+        ServiceError::Validation(fields) if fields.len() == 1 => fields[0].message.clone(),
+        ServiceError::Validation(_) => "the request has invalid fields".into(),
+        ServiceError::NotFound { resource, .. } => format!("{} not found", capitalise(resource)),
+        other => other.to_string(),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let s = s.replace('_', " ");
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+/// Logs an internal error with its whole source chain.
+pub fn log_if_internal(e: &ServiceError) {
+    if matches!(e, ServiceError::Store(_) | ServiceError::Internal(_)) {
+        let mut chain = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        tracing::error!(error = %chain, "request failed");
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        log_if_internal(&self.0);
+        let (code, status, mut details) = classify(&self.0);
+        if let Value::Object(map) = &mut details {
+            map.retain(|_, v| !v.is_null());
+        }
+        let body = json!({"error": {
+            "code": code,
+            "message": public_message(&self.0),
+            "status": status.as_u16(),
+            "request_id": request_id::current(),
+            "type": format!("{}/docs/errors#{code}", request_id::public_url()),
+            "details": details,
+        }});
+        let mut res = (status, axum::Json(body)).into_response();
+        if let ServiceError::Unauthenticated(_) = self.0 {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}

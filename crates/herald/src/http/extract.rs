@@ -1,0 +1,178 @@
+//! Extractors: body parsing with precise field errors, path and query parameters rendered in
+//! Herald's error format, and authentication — so a handler's signature says who may call it.
+
+use axum::body::Bytes;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use herald_core::jwt::ExpPolicy;
+use herald_core::keys::ct_eq;
+use herald_core::model::{Account, KeyKind};
+use herald_core::service::ClientCtx;
+use herald_core::{FieldError, ServiceError};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// A JSON body: malformed JSON is 400 `invalid_json`; wrong types and missing fields are 422
+/// with the offending field's path.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        // The body is parsed as JSON whatever the Content-Type says: clients (and curl users)
+        // often send JSON labelled as a form, and rejecting them helps nobody.
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            let status = e.status();
+            if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ServiceError::invalid("body", "too_long", "request body is too large")
+            } else {
+                ServiceError::BadRequest { reason: "invalid_json", param: None, message: e.body_text() }
+            }
+        })?;
+        // An absent body is an empty object, so `PUT /v1/users/{user}` needs none.
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return parse_json(b"{}").map(JsonBody);
+        }
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses JSON into `T` with field-precise errors.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| bad_request("invalid_json", None, &format!("request body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(bad_request("invalid_json", None, "request body must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let (field, reason) = match inner.strip_prefix("missing field `") {
+            Some(rest) => {
+                let name = rest.split('`').next().unwrap_or_default();
+                let field = if path == "." { name.to_string() } else { format!("{path}.{name}") };
+                (field, "required")
+            }
+            None if inner.starts_with("unknown variant") => (path, "invalid"),
+            None => (path, "invalid_type"),
+        };
+        ApiError(ServiceError::Validation(vec![FieldError::new(field, reason, inner)]))
+    })
+}
+
+fn bad_request(reason: &'static str, param: Option<String>, message: &str) -> ApiError {
+    ApiError(ServiceError::BadRequest { reason, param, message: message.to_string() })
+}
+
+/// A path parameter; a malformed one is 400 `invalid_param`.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| bad_request("invalid_param", None, &e.body_text()))
+    }
+}
+
+/// Query parameters; malformed ones are 400 `invalid_param`.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| bad_request("invalid_param", None, &e.body_text()))
+    }
+}
+
+/// The bearer token of `Authorization`, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty())
+}
+
+fn missing() -> ApiError {
+    ApiError(ServiceError::Unauthenticated("missing credentials: send Authorization: Bearer <key>".into()))
+}
+
+/// The account's backend, authenticated by a secret key (`sk_…`).
+pub struct Backend(pub Account);
+
+impl<S: Send + Sync> FromRequestParts<S> for Backend
+where
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let app = AppState::from_ref(state);
+        let token = bearer(&parts.headers).ok_or_else(missing)?;
+        let (account, _) = app.svc.authenticate_key(token, KeyKind::Secret).await?;
+        Ok(Backend(account))
+    }
+}
+
+/// A browser or app acting for one user: a session token, or a public key with a user JWT
+/// (`x-herald-user-token`) or, in dev mode, a plain `x-herald-user-id`.
+pub struct Client(pub ClientCtx);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client
+where
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let app = AppState::from_ref(state);
+        let token = bearer(&parts.headers).ok_or_else(missing)?;
+        let ctx = if token.starts_with("ses_") {
+            app.svc.authenticate_session(token).await?
+        } else {
+            let user_token = header(&parts.headers, "x-herald-user-token");
+            let dev_user = header(&parts.headers, "x-herald-user-id");
+            app.svc.authenticate_client(token, user_token, dev_user, ExpPolicy::Required).await?
+        };
+        Ok(Client(ctx))
+    }
+}
+
+/// The operator, authenticated by the configured admin token. When no token is configured the
+/// operator API does not exist (404), so its presence is not advertised.
+pub struct Admin;
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin
+where
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let app = AppState::from_ref(state);
+        let Some(expected) = app.admin_token.as_deref() else {
+            return Err(ApiError(ServiceError::not_found("route", parts.uri.path())));
+        };
+        let presented = bearer(&parts.headers).ok_or_else(missing)?;
+        // Compare digests so the comparison is constant-time whatever the lengths.
+        let ok = ct_eq(&herald_core::keys::hash(presented), &herald_core::keys::hash(expected));
+        if !ok {
+            return Err(ApiError(ServiceError::Unauthenticated("invalid admin token".into())));
+        }
+        Ok(Admin)
+    }
+}

@@ -1,0 +1,43 @@
+//! Liveness, readiness, the OpenAPI document and the fallback.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use herald_core::ServiceError;
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+}
+
+/// Alive: the process answers.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready: the database answers and the schema is in place.
+async fn readyz(State(app): State<AppState>) -> Response {
+    match app.svc.store().ready().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": "database"}))).into_response()
+        }
+    }
+}
+
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], super::openapi::document()).into_response()
+}
+
+pub(super) async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError(ServiceError::not_found("route", uri.path()))
+}
