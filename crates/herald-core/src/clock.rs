@@ -1,7 +1,12 @@
 //! Time as Herald stores it: integer milliseconds since the Unix epoch, rendered as RFC 3339.
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+
+/// RFC 3339 in UTC with exactly three fractional digits, so timestamps sort as strings.
+const FORMAT: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp column.
 pub type Millis = i64;
@@ -12,10 +17,14 @@ pub fn now_ms() -> Millis {
 }
 
 /// Renders a stored timestamp as RFC 3339 in UTC with millisecond precision.
+///
+/// ```
+/// assert_eq!(herald_core::clock::rfc3339(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
+/// ```
 pub fn rfc3339(ms: Millis) -> String {
     let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    t.format(&Rfc3339).unwrap_or_default()
+    t.format(FORMAT).unwrap_or_default()
 }
 
 /// Serde helpers so model structs keep `Millis` and the wire gets RFC 3339.

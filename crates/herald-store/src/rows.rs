@@ -27,7 +27,13 @@ pub(crate) struct AccountRow {
 impl TryFrom<AccountRow> for Account {
     type Error = StoreError;
     fn try_from(r: AccountRow) -> Result<Self, StoreError> {
-        Ok(Account { id: r.id, name: r.name, status: parse(&r.status, AccountStatus::parse)?, dev_mode: r.dev_mode, created_at: r.created_at })
+        Ok(Account {
+            id: r.id,
+            name: r.name,
+            status: parse(&r.status, AccountStatus::parse)?,
+            dev_mode: r.dev_mode,
+            created_at: r.created_at,
+        })
     }
 }
 
@@ -74,7 +80,13 @@ pub(crate) struct KeyAccountRow {
 impl TryFrom<KeyAccountRow> for (ApiKey, Account) {
     type Error = StoreError;
     fn try_from(r: KeyAccountRow) -> Result<Self, StoreError> {
-        let account = AccountRow { id: r.a_id, name: r.a_name, status: r.a_status, dev_mode: r.a_dev_mode, created_at: r.a_created_at };
+        let account = AccountRow {
+            id: r.a_id,
+            name: r.a_name,
+            status: r.a_status,
+            dev_mode: r.a_dev_mode,
+            created_at: r.a_created_at,
+        };
         Ok((r.key.try_into()?, account.try_into()?))
     }
 }
@@ -136,7 +148,15 @@ pub(crate) struct SessionRow {
 
 impl From<SessionRow> for (Vec<u8>, Session) {
     fn from(r: SessionRow) -> Self {
-        (r.token_hash, Session { account_id: r.account_id, user_id: r.user_id, external_id: r.external_id, expires_at: r.expires_at })
+        (
+            r.token_hash,
+            Session {
+                account_id: r.account_id,
+                user_id: r.user_id,
+                external_id: r.external_id,
+                expires_at: r.expires_at,
+            },
+        )
     }
 }
 

@@ -41,7 +41,14 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
             .field("public_url", &self.public_url)
-            .field("admin_token", &if self.admin_token.is_empty() { "" } else { "<redacted>" })
+            .field(
+                "admin_token",
+                &if self.admin_token.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
             .field("outbound_allow", &self.outbound_allow)
             .finish_non_exhaustive()
     }
@@ -57,7 +64,16 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+/// Every setting's name, as in the file and (upper-cased, `HERALD_`-prefixed) the environment.
+const SETTINGS: &[&str] =
+    &["listen", "database_url", "database_max_connections", "public_url", "admin_token", "outbound_allow", "max_body_bytes", "log_format"];
+
 impl Config {
+    /// The embedded defaults alone, ignoring files and environment (for tests and tools).
+    pub fn defaults() -> Config {
+        Figment::from(Toml::string(DEFAULT_CONFIG)).extract().expect("the embedded default configuration is valid")
+    }
+
     /// Loads and validates the configuration.
     pub fn load(file: Option<&Path>) -> Result<Config, String> {
         let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
@@ -67,7 +83,10 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        let config: Config = figment.merge(Env::prefixed("HERALD_")).extract().map_err(describe)?;
+        let config: Config = figment
+            .merge(Env::prefixed("HERALD_"))
+            .extract()
+            .map_err(describe)?;
         config.validate()?;
         Ok(config)
     }
@@ -77,9 +96,13 @@ impl Config {
             return Err("invalid setting `database_url`: must not be empty".into());
         }
         if !self.public_url.is_empty() {
-            let ok = url::Url::parse(&self.public_url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            let ok = url::Url::parse(&self.public_url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
             if !ok {
-                return Err(format!("invalid setting `public_url`: {:?} is not an http(s) URL", self.public_url));
+                return Err(format!(
+                    "invalid setting `public_url`: {:?} is not an http(s) URL",
+                    self.public_url
+                ));
             }
         }
         if !self.admin_token.is_empty() && self.admin_token.len() < 16 {
@@ -108,5 +131,62 @@ impl Config {
 
 fn describe(e: figment::Error) -> String {
     let path = e.path.join(".");
-    if path.is_empty() { format!("invalid configuration: {e}") } else { format!("invalid setting `{path}`: {}", e.kind) }
+    if path.is_empty() {
+        format!("invalid configuration: {e}")
+    } else {
+        format!("invalid setting `{path}`: {}", e.kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_file(toml: &str) -> Result<Config, String> {
+        let dir = std::env::temp_dir().join(format!("herald-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("herald.toml");
+        std::fs::write(&path, toml).unwrap();
+        let result = Config::load(Some(&path));
+        std::fs::remove_dir_all(&dir).unwrap();
+        result
+    }
+
+    #[test]
+    fn defaults_are_valid_and_documented() {
+        let c = Config::defaults();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "./herald-data/herald.db");
+        assert_eq!(c.public_url(), "http://127.0.0.1:8080");
+        for setting in SETTINGS {
+            assert!(DEFAULT_CONFIG.contains(&format!("\n{setting} = ")), "{setting} is not in the default file");
+        }
+    }
+
+    #[test]
+    fn invalid_settings_are_named() {
+        let cases = [
+            ("listen = \"nowhere\"", "listen"),
+            ("public_url = \"ftp://x\"", "public_url"),
+            ("admin_token = \"short\"", "admin_token"),
+            ("outbound_allow = \"10.0.0.0/99\"", "outbound_allow"),
+            ("max_body_bytes = \"big\"", "max_body_bytes"),
+            ("log_format = \"xml\"", "log_format"),
+            ("colour = \"blue\"", "colour"),
+        ];
+        for (toml, setting) in cases {
+            let err = load_file(toml).unwrap_err();
+            assert!(err.contains(setting), "{toml}: {err}");
+        }
+        assert!(Config::load(Some(Path::new("/no/such/herald.toml"))).unwrap_err().contains("does not exist"));
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let mut c = Config::defaults();
+        c.admin_token = "super-secret-admin-token".into();
+        c.database_url = "postgres://herald:hunter2@db/herald".into();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("super-secret") && !shown.contains("hunter2"), "{shown}");
+    }
 }

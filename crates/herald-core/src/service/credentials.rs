@@ -40,19 +40,38 @@ pub struct SessionCreated {
 /// Mints a key of `kind` and the row that stores it.
 pub(crate) fn mint_key(kind: KeyKind, channel_id: Option<String>) -> (String, NewApiKey) {
     let secret = mint(kind.prefix());
-    let row = NewApiKey { id: new_id(), kind, prefix: secret.prefix, hash: secret.hash, channel_id };
+    let row = NewApiKey {
+        id: new_id(),
+        kind,
+        prefix: secret.prefix,
+        hash: secret.hash,
+        channel_id,
+    };
     (secret.full, row)
 }
 
 impl Service {
     /// Mints an API key; channel keys are bound to one of the account's channels.
     #[tracing::instrument(skip_all, fields(account = account_id, kind = %kind))]
-    pub async fn create_key(&self, account_id: i64, kind: KeyKind, channel_id: Option<&str>) -> Result<KeyCreated, ServiceError> {
+    pub async fn create_key(
+        &self,
+        account_id: i64,
+        kind: KeyKind,
+        channel_id: Option<&str>,
+    ) -> Result<KeyCreated, ServiceError> {
         let channel_id = match (kind, channel_id) {
-            (KeyKind::Channel, None) => return Err(ServiceError::Validation(vec![FieldError::required("channel_id")])),
+            (KeyKind::Channel, None) => {
+                return Err(ServiceError::Validation(vec![FieldError::required(
+                    "channel_id",
+                )]));
+            }
             (KeyKind::Channel, Some(id)) => Some(self.channel(account_id, id).await?.id),
             (_, Some(_)) => {
-                return Err(ServiceError::invalid("channel_id", "invalid", "channel_id applies only to channel keys"));
+                return Err(ServiceError::invalid(
+                    "channel_id",
+                    "invalid",
+                    "channel_id applies only to channel keys",
+                ));
             }
             (_, None) => None,
         };
@@ -84,15 +103,26 @@ impl Service {
         public_key_pem: &str,
     ) -> Result<SigningKey, ServiceError> {
         if public_key_pem.is_empty() {
-            return Err(ServiceError::Validation(vec![FieldError::required("public_key_pem")]));
+            return Err(ServiceError::Validation(vec![FieldError::required(
+                "public_key_pem",
+            )]));
         }
         if public_key_pem.len() > MAX_PEM {
-            return Err(ServiceError::Validation(vec![FieldError::too_long("public_key_pem", MAX_PEM)]));
+            return Err(ServiceError::Validation(vec![FieldError::too_long(
+                "public_key_pem",
+                MAX_PEM,
+            )]));
         }
         if public_key_pem.contains("PRIVATE KEY") {
-            return Err(ServiceError::invalid("public_key_pem", "invalid", "this is a private key; send the public key only"));
+            return Err(ServiceError::invalid(
+                "public_key_pem",
+                "invalid",
+                "this is a private key; send the public key only",
+            ));
         }
-        if jwt::decoding_key(algorithm, public_key_pem).is_err() || keys::pem_to_der(public_key_pem).is_none() {
+        if jwt::decoding_key(algorithm, public_key_pem).is_err()
+            || keys::pem_to_der(public_key_pem).is_none()
+        {
             return Err(ServiceError::invalid(
                 "public_key_pem",
                 "invalid",
@@ -111,7 +141,10 @@ impl Service {
     }
 
     /// The account's signing keys.
-    pub async fn list_signing_keys(&self, account_id: i64) -> Result<Vec<SigningKey>, ServiceError> {
+    pub async fn list_signing_keys(
+        &self,
+        account_id: i64,
+    ) -> Result<Vec<SigningKey>, ServiceError> {
         Ok(self.store.list_signing_keys(account_id).await?)
     }
 
@@ -125,29 +158,51 @@ impl Service {
 
     /// Mints a session for a user (created if new).
     #[tracing::instrument(skip_all, fields(account = account_id))]
-    pub async fn create_session(&self, account_id: i64, user: &str, ttl_seconds: Option<i64>) -> Result<SessionCreated, ServiceError> {
+    pub async fn create_session(
+        &self,
+        account_id: i64,
+        user: &str,
+        ttl_seconds: Option<i64>,
+    ) -> Result<SessionCreated, ServiceError> {
         let mut errors = Vec::new();
         if let Err(e) = crate::validate::external_id("user", user) {
             errors.push(e);
         }
         let ttl = ttl_seconds.unwrap_or(DEFAULT_SESSION_TTL);
         if !(1..=MAX_SESSION_TTL).contains(&ttl) {
-            errors.push(FieldError::new("ttl_seconds", "out_of_range", format!("ttl_seconds must be 1-{MAX_SESSION_TTL}")));
+            errors.push(FieldError::new(
+                "ttl_seconds",
+                "out_of_range",
+                format!("ttl_seconds must be 1-{MAX_SESSION_TTL}"),
+            ));
         }
         if !errors.is_empty() {
             return Err(ServiceError::Validation(errors));
         }
         let token = mint("ses_");
         let expires_at = now_ms() + ttl * 1000;
-        self.store.insert_session(account_id, user, &token.prefix, &token.hash, expires_at).await?;
-        Ok(SessionCreated { session_id: token.full, user: user.to_string(), expires_at })
+        self.store
+            .insert_session(account_id, user, &token.prefix, &token.hash, expires_at)
+            .await?;
+        Ok(SessionCreated {
+            session_id: token.full,
+            user: user.to_string(),
+            expires_at,
+        })
     }
 
     /// Ends a session; unknown tokens (or another account's) are 404.
     pub async fn delete_session(&self, account_id: i64, token: &str) -> Result<(), ServiceError> {
-        match self.store.delete_session(account_id, &keys::hash(token)).await? {
+        match self
+            .store
+            .delete_session(account_id, &keys::hash(token))
+            .await?
+        {
             true => Ok(()),
-            false => Err(ServiceError::not_found("session", keys::lookup_prefix(token))),
+            false => Err(ServiceError::not_found(
+                "session",
+                keys::lookup_prefix(token),
+            )),
         }
     }
 }

@@ -6,7 +6,9 @@ use serde_json::Value;
 use super::{Service, paginate};
 use crate::clock::rfc3339;
 use crate::error::{FieldError, ServiceError};
-use crate::model::{ChannelType, Environment, Page, Subscription, SubscriptionKind, SubscriptionStatus};
+use crate::model::{
+    ChannelType, Environment, Page, Subscription, SubscriptionKind, SubscriptionStatus,
+};
 use crate::store::{NewSubscription, SubscriptionFilter, SubscriptionPatch, Upserted};
 use crate::validate;
 
@@ -71,7 +73,11 @@ impl From<&Subscription> for SubscriptionView {
 
 fn validate_topics(topics: &[String], errors: &mut Vec<FieldError>) {
     if topics.len() > MAX_TOPICS {
-        errors.push(FieldError::new("topics", "too_long", format!("at most {MAX_TOPICS} topics")));
+        errors.push(FieldError::new(
+            "topics",
+            "too_long",
+            format!("at most {MAX_TOPICS} topics"),
+        ));
     }
     for (i, t) in topics.iter().enumerate() {
         if let Err(e) = validate::topic_name(&format!("topics[{i}]"), t) {
@@ -94,27 +100,64 @@ impl Service {
         if let Err(e) = validate::external_id("user", external_id) {
             errors.push(e);
         }
+        if !reg.settings.is_object() {
+            return Err(ServiceError::invalid(
+                "settings",
+                "invalid_type",
+                "settings must be an object",
+            ));
+        }
         let channel = match &reg.channel_id {
             Some(id) => Some(self.channel(account_id, id).await?),
             None => match validate::implied_channel_type(&reg.settings) {
-                Some(t) => Some(self.store.default_channel(account_id, t).await?.ok_or_else(|| {
-                    ServiceError::invalid("channel_id", "required", format!("the account has no {t} channel; create one or pass channel_id"))
-                })?),
+                Some(t) => Some(
+                    self.store
+                        .default_channel(account_id, t)
+                        .await?
+                        .ok_or_else(|| {
+                            ServiceError::invalid(
+                                "channel_id",
+                                "required",
+                                format!(
+                                    "the account has no {t} channel; create one or pass channel_id"
+                                ),
+                            )
+                        })?,
+                ),
                 None => {
-                    errors.push(FieldError::new("settings", "invalid", "settings must hold an endpoint (Web Push) or a token (APNs, FCM)"));
+                    errors.push(FieldError::new(
+                        "settings",
+                        "invalid",
+                        "settings must hold an endpoint (Web Push) or a token (APNs, FCM)",
+                    ));
                     None
                 }
             },
         };
-        let valid = channel
-            .as_ref()
-            .and_then(|c| validate::settings(c.channel_type, &reg.settings, self.endpoints.as_ref()).map_err(|e| errors.extend(e)).ok());
+        let valid = channel.as_ref().and_then(|c| {
+            validate::settings(c.channel_type, &reg.settings, self.endpoints.as_ref())
+                .map_err(|e| errors.extend(e))
+                .ok()
+        });
         if let Some(identifier) = &reg.identifier {
-            validate::required_str(&mut errors, "identifier", Some(identifier), validate::MAX_FCM_TOKEN);
+            validate::required_str(
+                &mut errors,
+                "identifier",
+                Some(identifier),
+                validate::MAX_FCM_TOKEN,
+            );
         }
         let kind = reg.kind.unwrap_or(SubscriptionKind::Standard);
-        if kind == SubscriptionKind::Voip && channel.as_ref().is_some_and(|c| c.channel_type != ChannelType::Apns) {
-            errors.push(FieldError::new("kind", "invalid", "voip subscriptions need an apns channel"));
+        if kind == SubscriptionKind::Voip
+            && channel
+                .as_ref()
+                .is_some_and(|c| c.channel_type != ChannelType::Apns)
+        {
+            errors.push(FieldError::new(
+                "kind",
+                "invalid",
+                "voip subscriptions need an apns channel",
+            ));
         }
         if let Some(topics) = &reg.topics {
             validate_topics(topics, &mut errors);
@@ -123,7 +166,12 @@ impl Service {
             return Err(ServiceError::Validation(errors));
         };
         let environment = reg.environment.unwrap_or_else(|| {
-            channel.config.get("environment").and_then(Value::as_str).and_then(Environment::parse).unwrap_or(Environment::Production)
+            channel
+                .config
+                .get("environment")
+                .and_then(Value::as_str)
+                .and_then(Environment::parse)
+                .unwrap_or(Environment::Production)
         });
         let new = NewSubscription {
             account_id,
@@ -139,7 +187,12 @@ impl Service {
     }
 
     /// One subscription of the account (of one user when `external_id` is given), else 404.
-    pub async fn get_subscription(&self, account_id: i64, id: i64, external_id: Option<&str>) -> Result<Subscription, ServiceError> {
+    pub async fn get_subscription(
+        &self,
+        account_id: i64,
+        id: i64,
+        external_id: Option<&str>,
+    ) -> Result<Subscription, ServiceError> {
         self.store
             .get_subscription(account_id, id)
             .await?
@@ -148,7 +201,10 @@ impl Service {
     }
 
     /// A page of subscriptions.
-    pub async fn list_subscriptions(&self, mut filter: SubscriptionFilter) -> Result<Page<Subscription>, ServiceError> {
+    pub async fn list_subscriptions(
+        &self,
+        mut filter: SubscriptionFilter,
+    ) -> Result<Page<Subscription>, ServiceError> {
         let limit = filter.limit;
         if let Some(t) = &filter.topic {
             validate::topic_name("topic", t).map_err(|e| ServiceError::Validation(vec![e]))?;
@@ -175,12 +231,20 @@ impl Service {
             return Err(ServiceError::Validation(errors));
         }
         self.get_subscription(account_id, id, external_id).await?;
-        self.store.update_subscription(account_id, id, &patch).await?.ok_or_else(|| ServiceError::not_found("subscription", id))
+        self.store
+            .update_subscription(account_id, id, &patch)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("subscription", id))
     }
 
     /// Deletes a subscription.
     #[tracing::instrument(skip_all, fields(account = account_id, subscription = id))]
-    pub async fn delete_subscription(&self, account_id: i64, id: i64, external_id: Option<&str>) -> Result<(), ServiceError> {
+    pub async fn delete_subscription(
+        &self,
+        account_id: i64,
+        id: i64,
+        external_id: Option<&str>,
+    ) -> Result<(), ServiceError> {
         self.get_subscription(account_id, id, external_id).await?;
         match self.store.delete_subscription(account_id, id).await? {
             true => Ok(()),
@@ -189,11 +253,22 @@ impl Service {
     }
 
     /// Adds (`add`) or removes a topic on a subscription; idempotent.
-    pub async fn set_topic(&self, account_id: i64, id: i64, external_id: Option<&str>, topic: &str, add: bool) -> Result<Subscription, ServiceError> {
+    pub async fn set_topic(
+        &self,
+        account_id: i64,
+        id: i64,
+        external_id: Option<&str>,
+        topic: &str,
+        add: bool,
+    ) -> Result<Subscription, ServiceError> {
         validate::topic_name("topic", topic).map_err(|e| ServiceError::Validation(vec![e]))?;
         let current = self.get_subscription(account_id, id, external_id).await?;
         if add && !current.topics.iter().any(|t| t == topic) && current.topics.len() >= MAX_TOPICS {
-            return Err(ServiceError::invalid("topic", "too_long", format!("at most {MAX_TOPICS} topics")));
+            return Err(ServiceError::invalid(
+                "topic",
+                "too_long",
+                format!("at most {MAX_TOPICS} topics"),
+            ));
         }
         if add {
             self.store.add_topic(account_id, id, topic).await?;
@@ -206,6 +281,13 @@ impl Service {
 
 /// Parses an optional status filter.
 pub fn parse_status(s: Option<&str>) -> Result<Option<SubscriptionStatus>, ServiceError> {
-    s.map(|v| SubscriptionStatus::parse(v).ok_or_else(|| ServiceError::invalid_param("status", format!("status must be one of {}", SubscriptionStatus::expected()))))
-        .transpose()
+    s.map(|v| {
+        SubscriptionStatus::parse(v).ok_or_else(|| {
+            ServiceError::invalid_param(
+                "status",
+                format!("status must be one of {}", SubscriptionStatus::expected()),
+            )
+        })
+    })
+    .transpose()
 }

@@ -22,7 +22,10 @@ pub fn public_url() -> String {
 }
 
 fn acceptable(id: &str) -> bool {
-    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
 /// Middleware: assigns the id, traces the request, stamps the response.
@@ -37,10 +40,17 @@ pub async fn layer(public_url: std::sync::Arc<str>, req: Request, next: Next) ->
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
     let started = std::time::Instant::now();
     let mut res = CONTEXT
-        .scope((id.clone(), public_url), next.run(req).instrument(span.clone()))
+        .scope(
+            (id.clone(), public_url),
+            next.run(req).instrument(span.clone()),
+        )
         .await;
     span.in_scope(|| {
-        tracing::info!(status = res.status().as_u16(), elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "response");
+        tracing::info!(
+            status = res.status().as_u16(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "response"
+        );
     });
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert("x-request-id", v);

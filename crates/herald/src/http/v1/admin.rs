@@ -40,22 +40,43 @@ pub struct PageQuery {
 #[utoipa::path(post, path = "/admin/v1/accounts", tag = "admin", request_body = CreateAccount,
     responses((status = 201, body = AccountCreated), (status = 401, body = crate::http::openapi::ErrorBody)),
     security(("admin_token" = [])))]
-pub async fn create(_: Admin, State(app): State<AppState>, JsonBody(req): JsonBody<CreateAccount>) -> ApiResult<(StatusCode, Json<AccountCreated>)> {
-    Ok((StatusCode::CREATED, Json(app.svc.create_account(&req.name, req.dev_mode).await?)))
+pub async fn create(
+    _: Admin,
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<CreateAccount>,
+) -> ApiResult<(StatusCode, Json<AccountCreated>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(app.svc.create_account(&req.name, req.dev_mode).await?),
+    ))
 }
 
 /// Lists accounts.
 #[utoipa::path(get, path = "/admin/v1/accounts", tag = "admin", params(PageQuery),
     responses((status = 200, body = ListResponse<Account>)), security(("admin_token" = [])))]
-pub async fn list(_: Admin, State(app): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<ListResponse<Account>>> {
-    let page = app.svc.list_accounts(parse_cursor(q.cursor.as_deref())?, page_limit(q.limit)).await?;
-    Ok(Json(ListResponse { data: page.items, next_cursor: page.next_cursor }))
+pub async fn list(
+    _: Admin,
+    State(app): State<AppState>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<ListResponse<Account>>> {
+    let page = app
+        .svc
+        .list_accounts(parse_cursor(q.cursor.as_deref())?, page_limit(q.limit))
+        .await?;
+    Ok(Json(ListResponse {
+        data: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// One account.
 #[utoipa::path(get, path = "/admin/v1/accounts/{id}", tag = "admin",
     responses((status = 200, body = Account), (status = 404, body = crate::http::openapi::ErrorBody)), security(("admin_token" = [])))]
-pub async fn get_one(_: Admin, State(app): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<Json<Account>> {
+pub async fn get_one(
+    _: Admin,
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Account>> {
     Ok(Json(app.svc.get_account(id).await?))
 }
 
@@ -68,8 +89,14 @@ pub async fn update(
     ApiPath(id): ApiPath<i64>,
     JsonBody(req): JsonBody<UpdateAccount>,
 ) -> ApiResult<Json<Account>> {
-    let status = req.status.as_deref().map(|s| parse_enum("status", s, AccountStatus::parse, AccountStatus::expected)).transpose()?;
-    Ok(Json(app.svc.update_account(id, status, req.dev_mode).await?))
+    let status = req
+        .status
+        .as_deref()
+        .map(|s| parse_enum("status", s, AccountStatus::parse, AccountStatus::expected))
+        .transpose()?;
+    Ok(Json(
+        app.svc.update_account(id, status, req.dev_mode).await?,
+    ))
 }
 
 pub(super) fn router() -> Router<AppState> {

@@ -40,20 +40,41 @@ pub struct CreateSession {
 /// Mints an API key; the full key is in this response only.
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKey,
     responses((status = 201, body = KeyCreated), (status = 422, body = crate::http::openapi::ErrorBody)), security(("secret_key" = [])))]
-pub async fn create_key(Backend(account): Backend, State(app): State<AppState>, JsonBody(req): JsonBody<CreateKey>) -> ApiResult<(StatusCode, Json<KeyCreated>)> {
+pub async fn create_key(
+    Backend(account): Backend,
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<CreateKey>,
+) -> ApiResult<(StatusCode, Json<KeyCreated>)> {
     let kind = parse_enum("kind", &req.kind, KeyKind::parse, KeyKind::expected)?;
-    Ok((StatusCode::CREATED, Json(app.svc.create_key(account.id, kind, req.channel_id.as_deref()).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            app.svc
+                .create_key(account.id, kind, req.channel_id.as_deref())
+                .await?,
+        ),
+    ))
 }
 
 /// Lists the account's keys (prefixes only).
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", responses((status = 200, body = ListResponse<ApiKey>)), security(("secret_key" = [])))]
-pub async fn list_keys(Backend(account): Backend, State(app): State<AppState>) -> ApiResult<Json<ListResponse<ApiKey>>> {
-    Ok(Json(ListResponse { data: app.svc.list_keys(account.id).await?, next_cursor: None }))
+pub async fn list_keys(
+    Backend(account): Backend,
+    State(app): State<AppState>,
+) -> ApiResult<Json<ListResponse<ApiKey>>> {
+    Ok(Json(ListResponse {
+        data: app.svc.list_keys(account.id).await?,
+        next_cursor: None,
+    }))
 }
 
 /// Revokes a key at once.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", responses((status = 204), (status = 404, body = crate::http::openapi::ErrorBody)), security(("secret_key" = [])))]
-pub async fn revoke_key(Backend(account): Backend, State(app): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
+pub async fn revoke_key(
+    Backend(account): Backend,
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
     app.svc.revoke_key(account.id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -66,19 +87,41 @@ pub async fn create_signing_key(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<CreateSigningKey>,
 ) -> ApiResult<(StatusCode, Json<SigningKey>)> {
-    let alg = parse_enum("algorithm", &req.algorithm, SigningAlgorithm::parse, SigningAlgorithm::expected)?;
-    Ok((StatusCode::CREATED, Json(app.svc.create_signing_key(account.id, alg, &req.public_key_pem).await?)))
+    let alg = parse_enum(
+        "algorithm",
+        &req.algorithm,
+        SigningAlgorithm::parse,
+        SigningAlgorithm::expected,
+    )?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            app.svc
+                .create_signing_key(account.id, alg, &req.public_key_pem)
+                .await?,
+        ),
+    ))
 }
 
 /// Lists signing keys.
 #[utoipa::path(get, path = "/v1/signing-keys", tag = "keys", responses((status = 200, body = ListResponse<SigningKey>)), security(("secret_key" = [])))]
-pub async fn list_signing_keys(Backend(account): Backend, State(app): State<AppState>) -> ApiResult<Json<ListResponse<SigningKey>>> {
-    Ok(Json(ListResponse { data: app.svc.list_signing_keys(account.id).await?, next_cursor: None }))
+pub async fn list_signing_keys(
+    Backend(account): Backend,
+    State(app): State<AppState>,
+) -> ApiResult<Json<ListResponse<SigningKey>>> {
+    Ok(Json(ListResponse {
+        data: app.svc.list_signing_keys(account.id).await?,
+        next_cursor: None,
+    }))
 }
 
 /// Deletes a signing key.
 #[utoipa::path(delete, path = "/v1/signing-keys/{id}", tag = "keys", responses((status = 204)), security(("secret_key" = [])))]
-pub async fn delete_signing_key(Backend(account): Backend, State(app): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
+pub async fn delete_signing_key(
+    Backend(account): Backend,
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
     app.svc.delete_signing_key(account.id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -91,12 +134,23 @@ pub async fn create_session(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<CreateSession>,
 ) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
-    Ok((StatusCode::CREATED, Json(app.svc.create_session(account.id, &req.user, req.ttl_seconds).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            app.svc
+                .create_session(account.id, &req.user, req.ttl_seconds)
+                .await?,
+        ),
+    ))
 }
 
 /// Ends a session.
 #[utoipa::path(delete, path = "/v1/sessions/{session_id}", tag = "sessions", responses((status = 204)), security(("secret_key" = [])))]
-pub async fn delete_session(Backend(account): Backend, State(app): State<AppState>, ApiPath(token): ApiPath<String>) -> ApiResult<StatusCode> {
+pub async fn delete_session(
+    Backend(account): Backend,
+    State(app): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+) -> ApiResult<StatusCode> {
     app.svc.delete_session(account.id, &token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -105,7 +159,10 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/keys", get(list_keys).post(create_key))
         .route("/v1/keys/{id}", delete(revoke_key))
-        .route("/v1/signing-keys", get(list_signing_keys).post(create_signing_key))
+        .route(
+            "/v1/signing-keys",
+            get(list_signing_keys).post(create_signing_key),
+        )
         .route("/v1/signing-keys/{id}", delete(delete_signing_key))
         .route("/v1/sessions", post(create_session))
         .route("/v1/sessions/{session_id}", delete(delete_session))

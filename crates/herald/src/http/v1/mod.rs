@@ -21,6 +21,17 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// Parses an enum field of a request body, naming the accepted values on failure.
-pub(crate) fn parse_enum<T>(field: &str, value: &str, parse: fn(&str) -> Option<T>, expected: fn() -> String) -> Result<T, ServiceError> {
-    parse(value).ok_or_else(|| ServiceError::invalid(field, "invalid", format!("{field} must be one of {}", expected())))
+pub(crate) fn parse_enum<T>(
+    field: &str,
+    value: &str,
+    parse: fn(&str) -> Option<T>,
+    expected: fn() -> String,
+) -> Result<T, ServiceError> {
+    parse(value).ok_or_else(|| {
+        ServiceError::invalid(
+            field,
+            "invalid",
+            format!("{field} must be one of {}", expected()),
+        )
+    })
 }

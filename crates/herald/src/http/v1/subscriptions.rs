@@ -7,7 +7,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use herald_core::model::{Environment, SubscriptionKind, SubscriptionStatus};
-use herald_core::service::{Registration, SubscriptionView, page_limit, parse_cursor, parse_status};
+use herald_core::service::{
+    Registration, SubscriptionView, page_limit, parse_cursor, parse_status,
+};
 use herald_core::store::{SubscriptionFilter, SubscriptionPatch};
 use serde::Deserialize;
 use serde_json::Value;
@@ -55,21 +57,50 @@ pub struct ListQuery {
 
 type Created = (StatusCode, Json<SubscriptionView>);
 
-async fn register(app: &AppState, account_id: i64, user: &str, req: RegisterSubscription) -> ApiResult<Created> {
+async fn register(
+    app: &AppState,
+    account_id: i64,
+    user: &str,
+    req: RegisterSubscription,
+) -> ApiResult<Created> {
     let reg = Registration {
         channel_id: req.channel_id,
         identifier: req.identifier,
         settings: req.settings,
-        kind: req.kind.as_deref().map(|k| parse_enum("kind", k, SubscriptionKind::parse, SubscriptionKind::expected)).transpose()?,
-        environment: req.environment.as_deref().map(|e| parse_enum("environment", e, Environment::parse, Environment::expected)).transpose()?,
+        kind: req
+            .kind
+            .as_deref()
+            .map(|k| {
+                parse_enum(
+                    "kind",
+                    k,
+                    SubscriptionKind::parse,
+                    SubscriptionKind::expected,
+                )
+            })
+            .transpose()?,
+        environment: req
+            .environment
+            .as_deref()
+            .map(|e| parse_enum("environment", e, Environment::parse, Environment::expected))
+            .transpose()?,
         topics: req.topics,
     };
     let up = app.svc.register_subscription(account_id, user, reg).await?;
-    let status = if up.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if up.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(SubscriptionView::from(&up.value))))
 }
 
-async fn list(app: &AppState, account_id: i64, user: Option<String>, q: ListQuery) -> ApiResult<Json<ListResponse<SubscriptionView>>> {
+async fn list(
+    app: &AppState,
+    account_id: i64,
+    user: Option<String>,
+    q: ListQuery,
+) -> ApiResult<Json<ListResponse<SubscriptionView>>> {
     let filter = SubscriptionFilter {
         account_id,
         external_id: user,
@@ -80,13 +111,41 @@ async fn list(app: &AppState, account_id: i64, user: Option<String>, q: ListQuer
         limit: page_limit(q.limit),
     };
     let page = app.svc.list_subscriptions(filter).await?;
-    Ok(Json(ListResponse { data: page.items.iter().map(SubscriptionView::from).collect(), next_cursor: page.next_cursor }))
+    Ok(Json(ListResponse {
+        data: page.items.iter().map(SubscriptionView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
-async fn patch(app: &AppState, account_id: i64, id: i64, user: Option<&str>, req: PatchSubscription) -> ApiResult<Json<SubscriptionView>> {
-    let status = req.status.as_deref().map(|s| parse_enum("status", s, SubscriptionStatus::parse, SubscriptionStatus::expected)).transpose()?;
-    let patch = SubscriptionPatch { muted: req.muted, topics: req.topics, status };
-    Ok(Json(SubscriptionView::from(&app.svc.update_subscription(account_id, id, user, patch).await?)))
+async fn patch(
+    app: &AppState,
+    account_id: i64,
+    id: i64,
+    user: Option<&str>,
+    req: PatchSubscription,
+) -> ApiResult<Json<SubscriptionView>> {
+    let status = req
+        .status
+        .as_deref()
+        .map(|s| {
+            parse_enum(
+                "status",
+                s,
+                SubscriptionStatus::parse,
+                SubscriptionStatus::expected,
+            )
+        })
+        .transpose()?;
+    let patch = SubscriptionPatch {
+        muted: req.muted,
+        topics: req.topics,
+        status,
+    };
+    Ok(Json(SubscriptionView::from(
+        &app.svc
+            .update_subscription(account_id, id, user, patch)
+            .await?,
+    )))
 }
 
 /// Registers a subscription for a user: 201 when created, 200 when it existed (updated and reactivated).
@@ -117,8 +176,14 @@ pub async fn list_for_user(
 /// One subscription.
 #[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions",
     responses((status = 200, body = SubscriptionView), (status = 404, body = crate::http::openapi::ErrorBody)), security(("secret_key" = [])))]
-pub async fn get_one(Backend(account): Backend, State(app): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(&app.svc.get_subscription(account.id, id, None).await?)))
+pub async fn get_one(
+    Backend(account): Backend,
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<SubscriptionView>> {
+    Ok(Json(SubscriptionView::from(
+        &app.svc.get_subscription(account.id, id, None).await?,
+    )))
 }
 
 /// Mutes, re-topics, or (de)activates a subscription.
@@ -135,21 +200,39 @@ pub async fn patch_one(
 
 /// Deletes a subscription.
 #[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "subscriptions", responses((status = 204)), security(("secret_key" = [])))]
-pub async fn delete_one(Backend(account): Backend, State(app): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
+pub async fn delete_one(
+    Backend(account): Backend,
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
     app.svc.delete_subscription(account.id, id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Adds a topic to a subscription (idempotent).
 #[utoipa::path(put, path = "/v1/subscriptions/{id}/topics/{name}", tag = "topics", responses((status = 200, body = SubscriptionView)), security(("secret_key" = [])))]
-pub async fn add_topic(Backend(account): Backend, State(app): State<AppState>, ApiPath((id, name)): ApiPath<(i64, String)>) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(&app.svc.set_topic(account.id, id, None, &name, true).await?)))
+pub async fn add_topic(
+    Backend(account): Backend,
+    State(app): State<AppState>,
+    ApiPath((id, name)): ApiPath<(i64, String)>,
+) -> ApiResult<Json<SubscriptionView>> {
+    Ok(Json(SubscriptionView::from(
+        &app.svc.set_topic(account.id, id, None, &name, true).await?,
+    )))
 }
 
 /// Removes a topic from a subscription (idempotent).
 #[utoipa::path(delete, path = "/v1/subscriptions/{id}/topics/{name}", tag = "topics", responses((status = 200, body = SubscriptionView)), security(("secret_key" = [])))]
-pub async fn remove_topic(Backend(account): Backend, State(app): State<AppState>, ApiPath((id, name)): ApiPath<(i64, String)>) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(&app.svc.set_topic(account.id, id, None, &name, false).await?)))
+pub async fn remove_topic(
+    Backend(account): Backend,
+    State(app): State<AppState>,
+    ApiPath((id, name)): ApiPath<(i64, String)>,
+) -> ApiResult<Json<SubscriptionView>> {
+    Ok(Json(SubscriptionView::from(
+        &app.svc
+            .set_topic(account.id, id, None, &name, false)
+            .await?,
+    )))
 }
 
 /// Subscriptions carrying a topic.
@@ -169,22 +252,38 @@ pub async fn list_topic(
 #[utoipa::path(post, path = "/v1/me/subscriptions", tag = "me", request_body = RegisterSubscription,
     responses((status = 201, body = SubscriptionView), (status = 200, body = SubscriptionView)),
     security(("public_key" = [], "user_token" = []), ("session" = [])))]
-pub async fn register_me(Client(c): Client, State(app): State<AppState>, JsonBody(req): JsonBody<RegisterSubscription>) -> ApiResult<Created> {
+pub async fn register_me(
+    Client(c): Client,
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<RegisterSubscription>,
+) -> ApiResult<Created> {
     register(&app, c.account.id, &c.external_id, req).await
 }
 
 /// The calling user's subscriptions.
 #[utoipa::path(get, path = "/v1/me/subscriptions", tag = "me", params(ListQuery),
     responses((status = 200, body = ListResponse<SubscriptionView>)), security(("public_key" = [], "user_token" = []), ("session" = [])))]
-pub async fn list_me(Client(c): Client, State(app): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<ListResponse<SubscriptionView>>> {
+pub async fn list_me(
+    Client(c): Client,
+    State(app): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<ListResponse<SubscriptionView>>> {
     list(&app, c.account.id, Some(c.external_id), q).await
 }
 
 /// One of the calling user's subscriptions.
 #[utoipa::path(get, path = "/v1/me/subscriptions/{id}", tag = "me", responses((status = 200, body = SubscriptionView)),
     security(("public_key" = [], "user_token" = []), ("session" = [])))]
-pub async fn get_me(Client(c): Client, State(app): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(&app.svc.get_subscription(c.account.id, id, Some(&c.external_id)).await?)))
+pub async fn get_me(
+    Client(c): Client,
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<SubscriptionView>> {
+    Ok(Json(SubscriptionView::from(
+        &app.svc
+            .get_subscription(c.account.id, id, Some(&c.external_id))
+            .await?,
+    )))
 }
 
 /// Changes one of the calling user's subscriptions.
@@ -202,32 +301,69 @@ pub async fn patch_me(
 /// Deletes one of the calling user's subscriptions.
 #[utoipa::path(delete, path = "/v1/me/subscriptions/{id}", tag = "me", responses((status = 204)),
     security(("public_key" = [], "user_token" = []), ("session" = [])))]
-pub async fn delete_me(Client(c): Client, State(app): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
-    app.svc.delete_subscription(c.account.id, id, Some(&c.external_id)).await?;
+pub async fn delete_me(
+    Client(c): Client,
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    app.svc
+        .delete_subscription(c.account.id, id, Some(&c.external_id))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Adds a topic to one of the calling user's subscriptions.
 #[utoipa::path(put, path = "/v1/me/subscriptions/{id}/topics/{name}", tag = "me", responses((status = 200, body = SubscriptionView)),
     security(("public_key" = [], "user_token" = []), ("session" = [])))]
-pub async fn add_topic_me(Client(c): Client, State(app): State<AppState>, ApiPath((id, name)): ApiPath<(i64, String)>) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(&app.svc.set_topic(c.account.id, id, Some(&c.external_id), &name, true).await?)))
+pub async fn add_topic_me(
+    Client(c): Client,
+    State(app): State<AppState>,
+    ApiPath((id, name)): ApiPath<(i64, String)>,
+) -> ApiResult<Json<SubscriptionView>> {
+    Ok(Json(SubscriptionView::from(
+        &app.svc
+            .set_topic(c.account.id, id, Some(&c.external_id), &name, true)
+            .await?,
+    )))
 }
 
 /// Removes a topic from one of the calling user's subscriptions.
 #[utoipa::path(delete, path = "/v1/me/subscriptions/{id}/topics/{name}", tag = "me", responses((status = 200, body = SubscriptionView)),
     security(("public_key" = [], "user_token" = []), ("session" = [])))]
-pub async fn remove_topic_me(Client(c): Client, State(app): State<AppState>, ApiPath((id, name)): ApiPath<(i64, String)>) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(&app.svc.set_topic(c.account.id, id, Some(&c.external_id), &name, false).await?)))
+pub async fn remove_topic_me(
+    Client(c): Client,
+    State(app): State<AppState>,
+    ApiPath((id, name)): ApiPath<(i64, String)>,
+) -> ApiResult<Json<SubscriptionView>> {
+    Ok(Json(SubscriptionView::from(
+        &app.svc
+            .set_topic(c.account.id, id, Some(&c.external_id), &name, false)
+            .await?,
+    )))
 }
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/users/{user}/subscriptions", get(list_for_user).post(register_for_user))
-        .route("/v1/subscriptions/{id}", get(get_one).patch(patch_one).delete(delete_one))
-        .route("/v1/subscriptions/{id}/topics/{name}", put(add_topic).delete(remove_topic))
+        .route(
+            "/v1/users/{user}/subscriptions",
+            get(list_for_user).post(register_for_user),
+        )
+        .route(
+            "/v1/subscriptions/{id}",
+            get(get_one).patch(patch_one).delete(delete_one),
+        )
+        .route(
+            "/v1/subscriptions/{id}/topics/{name}",
+            put(add_topic).delete(remove_topic),
+        )
         .route("/v1/topics/{name}/subscriptions", get(list_topic))
         .route("/v1/me/subscriptions", get(list_me).post(register_me))
-        .route("/v1/me/subscriptions/{id}", get(get_me).patch(patch_me).delete(delete_me))
-        .route("/v1/me/subscriptions/{id}/topics/{name}", put(add_topic_me).delete(remove_topic_me))
+        .route(
+            "/v1/me/subscriptions/{id}",
+            get(get_me).patch(patch_me).delete(delete_me),
+        )
+        .route(
+            "/v1/me/subscriptions/{id}/topics/{name}",
+            put(add_topic_me).delete(remove_topic_me),
+        )
 }

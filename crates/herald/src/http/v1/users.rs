@@ -28,20 +28,35 @@ pub async fn put(
     ApiPath(user): ApiPath<String>,
     JsonBody(req): JsonBody<PutUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    let up = app.svc.upsert_user(account.id, &user, req.properties).await?;
-    let status = if up.created { StatusCode::CREATED } else { StatusCode::OK };
+    let up = app
+        .svc
+        .upsert_user(account.id, &user, req.properties)
+        .await?;
+    let status = if up.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(up.value)))
 }
 
 /// One user.
 #[utoipa::path(get, path = "/v1/users/{user}", tag = "users", responses((status = 200, body = User), (status = 404, body = crate::http::openapi::ErrorBody)), security(("secret_key" = [])))]
-pub async fn get_one(Backend(account): Backend, State(app): State<AppState>, ApiPath(user): ApiPath<String>) -> ApiResult<Json<User>> {
+pub async fn get_one(
+    Backend(account): Backend,
+    State(app): State<AppState>,
+    ApiPath(user): ApiPath<String>,
+) -> ApiResult<Json<User>> {
     Ok(Json(app.svc.get_user(account.id, &user).await?))
 }
 
 /// Erases a user with their subscriptions and sessions.
 #[utoipa::path(delete, path = "/v1/users/{user}", tag = "users", responses((status = 204)), security(("secret_key" = [])))]
-pub async fn remove(Backend(account): Backend, State(app): State<AppState>, ApiPath(user): ApiPath<String>) -> ApiResult<StatusCode> {
+pub async fn remove(
+    Backend(account): Backend,
+    State(app): State<AppState>,
+    ApiPath(user): ApiPath<String>,
+) -> ApiResult<StatusCode> {
     app.svc.delete_user(account.id, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,10 @@
+//! Herald's integration suite: one binary; every test runs against SQLite and PostgreSQL.
+
+mod helpers;
+
+mod accounts;
+mod bad_input;
+mod channels;
+mod credentials;
+mod openapi;
+mod subscriptions;
