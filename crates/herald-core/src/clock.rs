@@ -22,8 +22,7 @@ pub fn now_ms() -> Millis {
 /// assert_eq!(herald_core::clock::rfc3339(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
 /// ```
 pub fn rfc3339(ms: Millis) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     t.format(FORMAT).unwrap_or_default()
 }
 

@@ -17,11 +17,7 @@ pub struct FieldError {
 impl FieldError {
     /// Builds a field error.
     pub fn new(field: impl Into<String>, reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason,
-            message: message.into(),
-        }
+        Self { field: field.into(), reason, message: message.into() }
     }
 
     /// A required field that is missing or empty.
@@ -31,11 +27,7 @@ impl FieldError {
 
     /// A field longer than its limit.
     pub fn too_long(field: &str, max: usize) -> Self {
-        Self::new(
-            field,
-            "too_long",
-            format!("{field} must be at most {max} characters"),
-        )
+        Self::new(field, "too_long", format!("{field} must be at most {max} characters"))
     }
 }
 
@@ -45,30 +37,19 @@ impl FieldError {
 pub enum ServiceError {
     /// 400: the request could not be parsed (`reason`: invalid_json / invalid_param / invalid_uuid).
     #[error("{message}")]
-    BadRequest {
-        reason: &'static str,
-        param: Option<String>,
-        message: String,
-    },
+    BadRequest { reason: &'static str, param: Option<String>, message: String },
     /// 401: missing, invalid, revoked or expired credentials.
     #[error("{0}")]
     Unauthenticated(String),
     /// 403: authenticated but not allowed (paused account, wrong key kind).
     #[error("{message}")]
-    Forbidden {
-        message: String,
-        required_scope: Option<&'static str>,
-    },
+    Forbidden { message: String, required_scope: Option<&'static str> },
     /// 404: unknown id, or an id of another account (never 403: no existence leak).
     #[error("{resource} not found")]
     NotFound { resource: &'static str, id: String },
     /// 409: a state conflict.
     #[error("{message}")]
-    Conflict {
-        message: String,
-        idempotency_key: Option<String>,
-        current_status: Option<String>,
-    },
+    Conflict { message: String, idempotency_key: Option<String>, current_status: Option<String> },
     /// 422: the body parsed but fields are invalid.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
@@ -86,10 +67,7 @@ pub enum ServiceError {
 impl ServiceError {
     /// A 404 for `resource` with the id the caller asked for.
     pub fn not_found(resource: &'static str, id: impl ToString) -> Self {
-        Self::NotFound {
-            resource,
-            id: id.to_string(),
-        }
+        Self::NotFound { resource, id: id.to_string() }
     }
 
     /// A 422 with a single field error.
@@ -99,19 +77,12 @@ impl ServiceError {
 
     /// A 400 for a malformed query or path parameter.
     pub fn invalid_param(param: &str, message: impl Into<String>) -> Self {
-        Self::BadRequest {
-            reason: "invalid_param",
-            param: Some(param.into()),
-            message: message.into(),
-        }
+        Self::BadRequest { reason: "invalid_param", param: Some(param.into()), message: message.into() }
     }
 
     /// A 403 for a credential of the wrong kind.
     pub fn forbidden(message: impl Into<String>, required_scope: Option<&'static str>) -> Self {
-        Self::Forbidden {
-            message: message.into(),
-            required_scope,
-        }
+        Self::Forbidden { message: message.into(), required_scope }
     }
 }
 

@@ -34,10 +34,7 @@ fn algorithm(alg: SigningAlgorithm) -> Algorithm {
 }
 
 /// Parses a PEM public key for `alg`; used to validate a key when it is registered.
-pub fn decoding_key(
-    alg: SigningAlgorithm,
-    pem: &str,
-) -> Result<DecodingKey, jsonwebtoken::errors::Error> {
+pub fn decoding_key(alg: SigningAlgorithm, pem: &str) -> Result<DecodingKey, jsonwebtoken::errors::Error> {
     match alg {
         SigningAlgorithm::Rs256 => DecodingKey::from_rsa_pem(pem.as_bytes()),
         SigningAlgorithm::Es256 => DecodingKey::from_ec_pem(pem.as_bytes()),
@@ -46,18 +43,11 @@ pub fn decoding_key(
 
 /// Verifies `token` against the account's signing keys and returns its `sub`.
 /// The error is a short reason suitable for a 401 message.
-pub fn verify_user_token(
-    token: &str,
-    keys: &[SigningKey],
-    exp: ExpPolicy,
-) -> Result<String, &'static str> {
+pub fn verify_user_token(token: &str, keys: &[SigningKey], exp: ExpPolicy) -> Result<String, &'static str> {
     let header = decode_header(token).map_err(|_| "malformed user token")?;
     let candidates: Vec<&SigningKey> = match &header.kid {
         Some(kid) => keys.iter().filter(|k| &k.id == kid).collect(),
-        None => keys
-            .iter()
-            .filter(|k| algorithm(k.algorithm) == header.alg)
-            .collect(),
+        None => keys.iter().filter(|k| algorithm(k.algorithm) == header.alg).collect(),
     };
     if candidates.is_empty() {
         return Err(if header.kid.is_some() {

@@ -30,20 +30,14 @@ pub struct MintedSecret {
 /// Fills `N` bytes from the system CSPRNG.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
-    SystemRandom::new()
-        .fill(&mut buf)
-        .expect("system random source failed");
+    SystemRandom::new().fill(&mut buf).expect("system random source failed");
     buf
 }
 
 /// Mints a 256-bit secret with a visible kind prefix (`sk_`, `pk_`, `ck_`, `ses_`, `whsec_`).
 pub fn mint(kind_prefix: &str) -> MintedSecret {
     let full = format!("{kind_prefix}{}", to_b64url(&random_bytes::<32>()));
-    MintedSecret {
-        prefix: lookup_prefix(&full).to_string(),
-        hash: hash(&full),
-        full,
-    }
+    MintedSecret { prefix: lookup_prefix(&full).to_string(), hash: hash(&full), full }
 }
 
 /// The stored lookup prefix of a presented secret (its kind prefix plus 8 characters).
@@ -75,10 +69,9 @@ pub struct VapidKeyPair {
 /// Generates a P-256 key pair for VAPID.
 pub fn generate_vapid() -> VapidKeyPair {
     let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-        .expect("P-256 key generation failed");
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
-        .expect("fresh PKCS#8 parses");
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("P-256 key generation failed");
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).expect("fresh PKCS#8 parses");
     VapidKeyPair {
         private_pkcs8_b64: STANDARD.encode(pkcs8.as_ref()),
         public_key_b64url: to_b64url(pair.public_key().as_ref()),
@@ -102,8 +95,7 @@ pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
 
 /// True when `pem` is a PKCS#8 P-256 private key, as Apple's `.p8` files are.
 pub fn is_p256_pkcs8_pem(pem: &str) -> bool {
-    pem_to_der(pem)
-        .is_some_and(|der| EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).is_ok())
+    pem_to_der(pem).is_some_and(|der| EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).is_ok())
 }
 
 /// True when `pem` is a PKCS#8 RSA private key, as Google service-account keys are.
@@ -138,10 +130,7 @@ mod tests {
         let k = generate_vapid();
         let public = crate::validate::b64url(&k.public_key_b64url).unwrap();
         assert!(crate::validate::is_p256_point(&public));
-        let pem = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            k.private_pkcs8_b64
-        );
+        let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", k.private_pkcs8_b64);
         assert!(is_p256_pkcs8_pem(&pem));
         assert!(!is_rsa_pkcs8_pem(&pem));
         assert!(!is_p256_pkcs8_pem("not a pem"));

@@ -90,12 +90,7 @@ pub trait Store: Send + Sync + 'static {
     async fn ready(&self) -> StoreResult<()>;
 
     // accounts
-    async fn create_account(
-        &self,
-        name: &str,
-        dev_mode: bool,
-        keys: &[NewApiKey],
-    ) -> StoreResult<Account>;
+    async fn create_account(&self, name: &str, dev_mode: bool, keys: &[NewApiKey]) -> StoreResult<Account>;
     async fn get_account(&self, id: i64) -> StoreResult<Option<Account>>;
     async fn list_accounts(&self, after_id: Option<i64>, limit: u32) -> StoreResult<Vec<Account>>;
     async fn update_account(
@@ -138,28 +133,15 @@ pub trait Store: Send + Sync + 'static {
         expires_at: Millis,
     ) -> StoreResult<()>;
     /// Unexpired sessions with this lookup prefix, with their hashes.
-    async fn find_sessions(
-        &self,
-        prefix: &str,
-        now: Millis,
-    ) -> StoreResult<Vec<(Vec<u8>, Session)>>;
+    async fn find_sessions(&self, prefix: &str, now: Millis) -> StoreResult<Vec<(Vec<u8>, Session)>>;
     async fn delete_session(&self, account_id: i64, hash: &[u8]) -> StoreResult<bool>;
 
     // channels
     async fn insert_channel(&self, channel: &NewChannel) -> StoreResult<Channel>;
     async fn get_channel(&self, account_id: i64, id: &str) -> StoreResult<Option<Channel>>;
     async fn list_channels(&self, account_id: i64) -> StoreResult<Vec<Channel>>;
-    async fn default_channel(
-        &self,
-        account_id: i64,
-        channel_type: ChannelType,
-    ) -> StoreResult<Option<Channel>>;
-    async fn update_channel(
-        &self,
-        account_id: i64,
-        id: &str,
-        patch: &ChannelPatch,
-    ) -> StoreResult<Option<Channel>>;
+    async fn default_channel(&self, account_id: i64, channel_type: ChannelType) -> StoreResult<Option<Channel>>;
+    async fn update_channel(&self, account_id: i64, id: &str, patch: &ChannelPatch) -> StoreResult<Option<Channel>>;
     /// Soft-deletes a channel, deactivates its subscriptions (reason `channel_deleted`) and hands
     /// the default role to the oldest remaining channel of its type.
     async fn delete_channel(&self, account_id: i64, id: &str) -> StoreResult<bool>;
@@ -167,16 +149,9 @@ pub trait Store: Send + Sync + 'static {
     // subscriptions
     /// Insert-or-update on (channel, identifier, user), then apply the device-ownership rule:
     /// the same (channel, identifier) active for any other user becomes inactive (`moved`).
-    async fn upsert_subscription(
-        &self,
-        sub: &NewSubscription,
-    ) -> StoreResult<Upserted<Subscription>>;
-    async fn get_subscription(&self, account_id: i64, id: i64)
-    -> StoreResult<Option<Subscription>>;
-    async fn list_subscriptions(
-        &self,
-        filter: &SubscriptionFilter,
-    ) -> StoreResult<Vec<Subscription>>;
+    async fn upsert_subscription(&self, sub: &NewSubscription) -> StoreResult<Upserted<Subscription>>;
+    async fn get_subscription(&self, account_id: i64, id: i64) -> StoreResult<Option<Subscription>>;
+    async fn list_subscriptions(&self, filter: &SubscriptionFilter) -> StoreResult<Vec<Subscription>>;
     async fn update_subscription(
         &self,
         account_id: i64,
@@ -184,16 +159,6 @@ pub trait Store: Send + Sync + 'static {
         patch: &SubscriptionPatch,
     ) -> StoreResult<Option<Subscription>>;
     async fn delete_subscription(&self, account_id: i64, id: i64) -> StoreResult<bool>;
-    async fn add_topic(
-        &self,
-        account_id: i64,
-        subscription_id: i64,
-        topic: &str,
-    ) -> StoreResult<bool>;
-    async fn remove_topic(
-        &self,
-        account_id: i64,
-        subscription_id: i64,
-        topic: &str,
-    ) -> StoreResult<bool>;
+    async fn add_topic(&self, account_id: i64, subscription_id: i64, topic: &str) -> StoreResult<bool>;
+    async fn remove_topic(&self, account_id: i64, subscription_id: i64, topic: &str) -> StoreResult<bool>;
 }

@@ -82,11 +82,7 @@ pub fn external_id(field: &str, value: &str) -> Result<(), FieldError> {
         return Err(FieldError::too_long(field, MAX_EXTERNAL_ID));
     }
     if value.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            field,
-            "invalid",
-            "must not contain control characters",
-        ));
+        return Err(FieldError::new(field, "invalid", "must not contain control characters"));
     }
     Ok(())
 }
@@ -99,25 +95,16 @@ pub fn topic_name(field: &str, value: &str) -> Result<(), FieldError> {
     if value.len() > MAX_NAME {
         return Err(FieldError::too_long(field, MAX_NAME));
     }
-    let ok = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.:~@/".contains(c));
+    let ok = value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:~@/".contains(c));
     if !ok {
-        return Err(FieldError::new(
-            field,
-            "invalid",
-            "may contain only letters, digits and -_.:~@/",
-        ));
+        return Err(FieldError::new(field, "invalid", "may contain only letters, digits and -_.:~@/"));
     }
     Ok(())
 }
 
 /// Decodes base64url with or without padding.
 pub fn b64url(s: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD
-        .decode(s)
-        .or_else(|_| URL_SAFE.decode(s))
-        .ok()
+    URL_SAFE_NO_PAD.decode(s).or_else(|_| URL_SAFE.decode(s)).ok()
 }
 
 /// Encodes base64url without padding, the form Web Push uses everywhere.
@@ -127,9 +114,7 @@ pub fn to_b64url(bytes: &[u8]) -> String {
 
 /// True when `bytes` is an uncompressed P-256 point that lies on the curve.
 pub fn is_p256_point(bytes: &[u8]) -> bool {
-    use aws_lc_rs::agreement::{
-        ECDH_P256, ParsedPublicKey, ParsedPublicKeyFormat, UnparsedPublicKey,
-    };
+    use aws_lc_rs::agreement::{ECDH_P256, ParsedPublicKey, ParsedPublicKeyFormat, UnparsedPublicKey};
     if bytes.len() != 65 || bytes[0] != 0x04 {
         return false;
     }
@@ -154,15 +139,8 @@ pub fn implied_channel_type(settings: &Value) -> Option<ChannelType> {
     if obj.contains_key("endpoint") {
         return Some(ChannelType::WebPush);
     }
-    let token = obj
-        .get("token")
-        .or_else(|| obj.get("device_token"))?
-        .as_str()?;
-    if is_apns_token(token) {
-        Some(ChannelType::Apns)
-    } else {
-        Some(ChannelType::Fcm)
-    }
+    let token = obj.get("token").or_else(|| obj.get("device_token"))?.as_str()?;
+    if is_apns_token(token) { Some(ChannelType::Apns) } else { Some(ChannelType::Fcm) }
 }
 
 fn is_apns_token(token: &str) -> bool {
@@ -176,11 +154,7 @@ pub fn settings(
     endpoints: &dyn EndpointPolicy,
 ) -> Result<ValidSettings, Vec<FieldError>> {
     let Some(obj) = value.as_object() else {
-        return Err(vec![FieldError::new(
-            "settings",
-            "invalid_type",
-            "settings must be an object",
-        )]);
+        return Err(vec![FieldError::new("settings", "invalid_type", "settings must be an object")]);
     };
     match channel_type {
         ChannelType::WebPush => web_push_settings(obj, endpoints),
@@ -193,21 +167,12 @@ fn is_fcm_token(token: &str) -> bool {
     !token.is_empty() && token.len() <= MAX_FCM_TOKEN && token.bytes().all(|b| b.is_ascii_graphic())
 }
 
-fn str_field<'a>(
-    obj: &'a Map<String, Value>,
-    name: &str,
-    errors: &mut Vec<FieldError>,
-    path: &str,
-) -> Option<&'a str> {
+fn str_field<'a>(obj: &'a Map<String, Value>, name: &str, errors: &mut Vec<FieldError>, path: &str) -> Option<&'a str> {
     match obj.get(name) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.as_str()),
         Some(_) => {
-            errors.push(FieldError::new(
-                path,
-                "invalid_type",
-                format!("{path} must be a string"),
-            ));
+            errors.push(FieldError::new(path, "invalid_type", format!("{path} must be a string")));
             Some("")
         }
     }
@@ -233,11 +198,7 @@ fn web_push_settings(
     if let Some(e) = endpoint
         && let Err(reason) = endpoints.check(e)
     {
-        errors.push(FieldError::new(
-            "settings.endpoint",
-            "invalid",
-            format!("endpoint {reason}"),
-        ));
+        errors.push(FieldError::new("settings.endpoint", "invalid", format!("endpoint {reason}")));
     }
     if let Some(k) = p256dh
         && !b64url(k).is_some_and(|b| is_p256_point(&b))
@@ -251,11 +212,7 @@ fn web_push_settings(
     if let Some(a) = auth
         && b64url(a).is_none_or(|b| b.len() != 16)
     {
-        errors.push(FieldError::new(
-            "settings.auth",
-            "invalid",
-            "auth must be a base64url 16-byte secret",
-        ));
+        errors.push(FieldError::new("settings.auth", "invalid", "auth must be a base64url 16-byte secret"));
     }
     match (endpoint, p256dh, auth) {
         (Some(e), Some(p), Some(a)) if errors.is_empty() => Ok(ValidSettings {
@@ -273,11 +230,7 @@ fn token_settings(
     shape: &str,
 ) -> Result<ValidSettings, Vec<FieldError>> {
     let mut errors = Vec::new();
-    let field = if obj.contains_key("device_token") && !obj.contains_key("token") {
-        "device_token"
-    } else {
-        "token"
-    };
+    let field = if obj.contains_key("device_token") && !obj.contains_key("token") { "device_token" } else { "token" };
     let path = format!("settings.{field}");
     let token = str_field(obj, field, &mut errors, &path);
     if !errors.is_empty() {
@@ -287,16 +240,9 @@ fn token_settings(
         return Err(vec![FieldError::required("settings.token")]);
     };
     if !valid(token) {
-        return Err(vec![FieldError::new(
-            path,
-            "invalid",
-            format!("{provider} token must be {shape}"),
-        )]);
+        return Err(vec![FieldError::new(path, "invalid", format!("{provider} token must be {shape}"))]);
     }
-    Ok(ValidSettings {
-        settings: json!({"token": token}),
-        natural_identifier: token.to_string(),
-    })
+    Ok(ValidSettings { settings: json!({"token": token}), natural_identifier: token.to_string() })
 }
 
 /// Parses an optional environment field.
@@ -318,23 +264,15 @@ pub fn environment(value: Option<&str>) -> Result<Option<Environment>, FieldErro
 mod tests {
     use super::*;
 
-    const P256DH: &str =
-        "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
+    const P256DH: &str = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
     const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
 
     fn wp(endpoint: &str, p256dh: &str, auth: &str) -> Result<ValidSettings, Vec<FieldError>> {
-        settings(
-            ChannelType::WebPush,
-            &json!({"endpoint": endpoint, "p256dh": p256dh, "auth": auth}),
-            &HttpsOnly,
-        )
+        settings(ChannelType::WebPush, &json!({"endpoint": endpoint, "p256dh": p256dh, "auth": auth}), &HttpsOnly)
     }
 
     fn reasons(r: Result<ValidSettings, Vec<FieldError>>) -> Vec<(String, &'static str)> {
-        r.unwrap_err()
-            .into_iter()
-            .map(|e| (e.field, e.reason))
-            .collect()
+        r.unwrap_err().into_iter().map(|e| (e.field, e.reason)).collect()
     }
 
     #[test]
@@ -358,49 +296,22 @@ mod tests {
             reasons(wp("https://p.example/", &to_b64url(&off_curve), AUTH)),
             [("settings.p256dh".into(), "invalid")]
         );
-        assert_eq!(
-            reasons(wp("https://p.example/", &P256DH[..60], AUTH)),
-            [("settings.p256dh".into(), "invalid")]
-        );
-        assert_eq!(
-            reasons(wp("https://p.example/", P256DH, "AAAA")),
-            [("settings.auth".into(), "invalid")]
-        );
+        assert_eq!(reasons(wp("https://p.example/", &P256DH[..60], AUTH)), [("settings.p256dh".into(), "invalid")]);
+        assert_eq!(reasons(wp("https://p.example/", P256DH, "AAAA")), [("settings.auth".into(), "invalid")]);
         let compressed = to_b64url(&[2u8; 33]);
-        assert_eq!(
-            reasons(wp("https://p.example/", &compressed, AUTH)),
-            [("settings.p256dh".into(), "invalid")]
-        );
+        assert_eq!(reasons(wp("https://p.example/", &compressed, AUTH)), [("settings.p256dh".into(), "invalid")]);
     }
 
     #[test]
     fn enforces_required_and_length_limits() {
-        assert_eq!(
-            reasons(wp("", P256DH, AUTH)),
-            [("settings.endpoint".into(), "required")]
-        );
+        assert_eq!(reasons(wp("", P256DH, AUTH)), [("settings.endpoint".into(), "required")]);
         let long = format!("https://p.example/{}", "a".repeat(1024));
-        assert_eq!(
-            reasons(wp(&long, P256DH, AUTH)),
-            [("settings.endpoint".into(), "too_long")]
-        );
-        assert_eq!(
-            reasons(wp("https://p.example/", &"A".repeat(256), AUTH)),
-            [("settings.p256dh".into(), "too_long")]
-        );
-        assert_eq!(
-            reasons(wp("http://p.example/", P256DH, AUTH)),
-            [("settings.endpoint".into(), "invalid")]
-        );
-        let wrong_type = settings(
-            ChannelType::WebPush,
-            &json!({"endpoint": 5, "p256dh": P256DH, "auth": AUTH}),
-            &HttpsOnly,
-        );
-        assert_eq!(
-            reasons(wrong_type),
-            [("settings.endpoint".into(), "invalid_type")]
-        );
+        assert_eq!(reasons(wp(&long, P256DH, AUTH)), [("settings.endpoint".into(), "too_long")]);
+        assert_eq!(reasons(wp("https://p.example/", &"A".repeat(256), AUTH)), [("settings.p256dh".into(), "too_long")]);
+        assert_eq!(reasons(wp("http://p.example/", P256DH, AUTH)), [("settings.endpoint".into(), "invalid")]);
+        let wrong_type =
+            settings(ChannelType::WebPush, &json!({"endpoint": 5, "p256dh": P256DH, "auth": AUTH}), &HttpsOnly);
+        assert_eq!(reasons(wrong_type), [("settings.endpoint".into(), "invalid_type")]);
     }
 
     #[test]
@@ -408,44 +319,18 @@ mod tests {
         let apns = "a".repeat(64);
         assert!(settings(ChannelType::Apns, &json!({"token": apns}), &HttpsOnly).is_ok());
         assert!(settings(ChannelType::Apns, &json!({"token": "xyz"}), &HttpsOnly).is_err());
-        assert!(
-            settings(
-                ChannelType::Fcm,
-                &json!({"token": "fcm:token-1"}),
-                &HttpsOnly
-            )
-            .is_ok()
-        );
+        assert!(settings(ChannelType::Fcm, &json!({"token": "fcm:token-1"}), &HttpsOnly).is_ok());
         assert!(settings(ChannelType::Fcm, &json!({"token": "has space"}), &HttpsOnly).is_err());
-        assert!(
-            settings(
-                ChannelType::Fcm,
-                &json!({"token": "x".repeat(4097)}),
-                &HttpsOnly
-            )
-            .is_err()
-        );
-        assert_eq!(
-            implied_channel_type(&json!({"token": "ab".repeat(32)})),
-            Some(ChannelType::Apns)
-        );
-        assert_eq!(
-            implied_channel_type(&json!({"token": "fcm:abc"})),
-            Some(ChannelType::Fcm)
-        );
-        assert_eq!(
-            implied_channel_type(&json!({"endpoint": "https://x"})),
-            Some(ChannelType::WebPush)
-        );
+        assert!(settings(ChannelType::Fcm, &json!({"token": "x".repeat(4097)}), &HttpsOnly).is_err());
+        assert_eq!(implied_channel_type(&json!({"token": "ab".repeat(32)})), Some(ChannelType::Apns));
+        assert_eq!(implied_channel_type(&json!({"token": "fcm:abc"})), Some(ChannelType::Fcm));
+        assert_eq!(implied_channel_type(&json!({"endpoint": "https://x"})), Some(ChannelType::WebPush));
     }
 
     #[test]
     fn external_ids_and_topics() {
         assert!(external_id("user", &"u".repeat(255)).is_ok());
-        assert_eq!(
-            external_id("user", &"u".repeat(256)).unwrap_err().reason,
-            "too_long"
-        );
+        assert_eq!(external_id("user", &"u".repeat(256)).unwrap_err().reason, "too_long");
         assert_eq!(external_id("user", "").unwrap_err().reason, "required");
         assert!(topic_name("topic", "chat:42").is_ok());
         assert_eq!(topic_name("topic", "a b").unwrap_err().reason, "invalid");

@@ -95,10 +95,7 @@ impl OutboundPolicy {
     #[must_use]
     pub fn new(allowed_hosts: Vec<String>, allowed_networks: Vec<IpNet>) -> Self {
         let allowed_hosts = allowed_hosts.iter().map(|h| normalise_host(h)).collect();
-        Self {
-            allowed_hosts,
-            allowed_networks,
-        }
+        Self { allowed_hosts, allowed_networks }
     }
 
     /// The default policy: [`DEFAULT_PUSH_HOSTS`] and no extra networks.
@@ -190,16 +187,11 @@ impl OutboundPolicy {
             return Err(SsrfError::Scheme(url.scheme().to_owned()));
         }
         let name = normalise_host(name);
-        if self.is_allowed_host(&name) {
-            Ok(())
-        } else {
-            Err(SsrfError::HostNotAllowed(name))
-        }
+        if self.is_allowed_host(&name) { Ok(()) } else { Err(SsrfError::HostNotAllowed(name)) }
     }
 
     fn is_allowed_host(&self, name: &str) -> bool {
-        let localhost_ok =
-            name == "localhost" && self.in_allowed_networks(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let localhost_ok = name == "localhost" && self.in_allowed_networks(IpAddr::V4(Ipv4Addr::LOCALHOST));
         localhost_ok || self.allowed_hosts.iter().any(|p| host_matches(p, name))
     }
 
@@ -219,9 +211,7 @@ impl OutboundPolicy {
     /// [`SsrfError::Resolve`] / [`SsrfError::NoAllowedAddress`].
     pub async fn resolve(&self, url: &Url) -> Result<SocketAddr, SsrfError> {
         self.check_parsed_url(url)?;
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| SsrfError::Scheme(url.scheme().to_owned()))?;
+        let port = url.port_or_known_default().ok_or_else(|| SsrfError::Scheme(url.scheme().to_owned()))?;
         match url.host() {
             None => Err(SsrfError::MissingHost),
             Some(Host::Ipv4(ip)) => Ok(SocketAddr::new(IpAddr::V4(ip), port)),
@@ -238,10 +228,7 @@ impl OutboundPolicy {
     /// [`SsrfError::Resolve`] on resolver failure or after [`DNS_TIMEOUT`],
     /// [`SsrfError::NoAllowedAddress`] if every address is refused.
     pub async fn resolve_host(&self, host: &str, port: u16) -> Result<SocketAddr, SsrfError> {
-        let resolve_error = |reason: String| SsrfError::Resolve {
-            host: host.to_owned(),
-            reason,
-        };
+        let resolve_error = |reason: String| SsrfError::Resolve { host: host.to_owned(), reason };
         let addrs = tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((host, port)))
             .await
             .map_err(|_| resolve_error("timed out".to_owned()))?
@@ -265,10 +252,9 @@ fn normalise_host(host: &str) -> String {
 /// one non-empty label before the suffix, on a label boundary.
 fn host_matches(pattern: &str, host: &str) -> bool {
     match pattern.strip_prefix("*.") {
-        Some(suffix) => host
-            .strip_suffix(suffix)
-            .and_then(|rest| rest.strip_suffix('.'))
-            .is_some_and(|label| !label.is_empty()),
+        Some(suffix) => {
+            host.strip_suffix(suffix).and_then(|rest| rest.strip_suffix('.')).is_some_and(|label| !label.is_empty())
+        }
         None => host == pattern,
     }
 }
@@ -341,18 +327,13 @@ pub fn is_global(ip: IpAddr) -> bool {
 
 fn is_global_v4(ip: Ipv4Addr) -> bool {
     let bits = u32::from(ip);
-    !V4_NOT_GLOBAL
-        .iter()
-        .any(|&(net, len)| bits & (u32::MAX << (32 - len)) == net)
+    !V4_NOT_GLOBAL.iter().any(|&(net, len)| bits & (u32::MAX << (32 - len)) == net)
 }
 
 fn is_global_v6(ip: Ipv6Addr) -> bool {
     let bits = u128::from(ip);
     let in_prefix = |net: u128, len: u8| bits & (u128::MAX << (128 - len)) == net;
-    in_prefix(0x2000 << 112, 3)
-        && !V6_NOT_GLOBAL_IN_2000_3
-            .iter()
-            .any(|&(net, len)| in_prefix(net, len))
+    in_prefix(0x2000 << 112, 3) && !V6_NOT_GLOBAL_IN_2000_3.iter().any(|&(net, len)| in_prefix(net, len))
 }
 
 #[cfg(test)]

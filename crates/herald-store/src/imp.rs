@@ -39,9 +39,7 @@ macro_rules! subscription_select {
     };
 }
 
-fn to_domain<R, T: TryFrom<R, Error = herald_core::StoreError>>(
-    rows: Vec<R>,
-) -> StoreResult<Vec<T>> {
+fn to_domain<R, T: TryFrom<R, Error = herald_core::StoreError>>(rows: Vec<R>) -> StoreResult<Vec<T>> {
     rows.into_iter().map(T::try_from).collect()
 }
 

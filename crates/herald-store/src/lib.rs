@@ -14,9 +14,7 @@ use std::time::Duration;
 use herald_core::StoreError;
 use herald_core::store::Store;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 /// The embedded-SQLite backend. All writes go through a one-connection pool: SQLite has one
 /// writer anyway, and serialising in the pool avoids `SQLITE_BUSY` on lock upgrades.
@@ -52,9 +50,7 @@ impl Backend {
 
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     match e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            StoreError::Conflict(d.message().to_string())
-        }
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.message().to_string()),
         other => StoreError::Database(Box::new(other)),
     }
 }
@@ -62,14 +58,8 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating file and folder when missing) a SQLite database.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
-        if let Some(dir) = std::path::Path::new(path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(Box::new(e)))?;
         }
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
@@ -79,16 +69,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts.clone())
-            .await
-            .map_err(db_err)?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts.read_only(true))
-            .await
-            .map_err(db_err)?;
+        let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await.map_err(db_err)?;
+        let read =
+            SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await.map_err(db_err)?;
         Ok(Self { write, read })
     }
 

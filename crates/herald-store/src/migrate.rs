@@ -7,13 +7,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{PgPool, SqlitePool};
 
 fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {
-    Migration::new(
-        version,
-        name.into(),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )
+    Migration::new(version, name.into(), MigrationType::Simple, sql.into_sql_str(), false)
 }
 
 fn err(e: sqlx::migrate::MigrateError) -> StoreError {
@@ -22,26 +16,12 @@ fn err(e: sqlx::migrate::MigrateError) -> StoreError {
 
 /// Applies the SQLite migrations.
 pub async fn sqlite(pool: &SqlitePool) -> Result<(), StoreError> {
-    let migrations = vec![migration(
-        1,
-        "registry",
-        include_str!("../migrations/sqlite/0001_registry.sql"),
-    )];
-    Migrator::with_migrations(migrations)
-        .run(pool)
-        .await
-        .map_err(err)
+    let migrations = vec![migration(1, "registry", include_str!("../migrations/sqlite/0001_registry.sql"))];
+    Migrator::with_migrations(migrations).run(pool).await.map_err(err)
 }
 
 /// Applies the PostgreSQL migrations.
 pub async fn postgres(pool: &PgPool) -> Result<(), StoreError> {
-    let migrations = vec![migration(
-        1,
-        "registry",
-        include_str!("../migrations/postgres/0001_registry.sql"),
-    )];
-    Migrator::with_migrations(migrations)
-        .run(pool)
-        .await
-        .map_err(err)
+    let migrations = vec![migration(1, "registry", include_str!("../migrations/postgres/0001_registry.sql"))];
+    Migrator::with_migrations(migrations).run(pool).await.map_err(err)
 }

@@ -22,34 +22,20 @@ impl App {
         let store = herald_store::open(&config.database_url, config.database_max_connections)
             .await
             .map_err(|e| format!("cannot open database: {}", chain(&e)))?;
-        let networks = herald_providers::ssrf::parse_networks(&config.outbound_allow)
-            .map_err(|e| e.to_string())?;
+        let networks = herald_providers::ssrf::parse_networks(&config.outbound_allow).map_err(|e| e.to_string())?;
         let svc = Service::new(store, Arc::new(Outbound::new(networks)));
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let listener =
+            TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         // With port 0 the public URL must name the port actually bound.
         let public_url = if config.public_url.is_empty() {
-            format!(
-                "http://{}",
-                listener.local_addr().map_err(|e| e.to_string())?
-            )
+            format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?)
         } else {
             config.public_url()
         };
-        let admin_token =
-            (!config.admin_token.is_empty()).then(|| Arc::from(config.admin_token.as_str()));
-        let state = AppState {
-            svc,
-            admin_token,
-            public_url: Arc::from(public_url),
-        };
+        let admin_token = (!config.admin_token.is_empty()).then(|| Arc::from(config.admin_token.as_str()));
+        let state = AppState { svc, admin_token, public_url: Arc::from(public_url) };
         let router = router(state.clone(), config.max_body_bytes);
-        Ok(App {
-            listener,
-            router,
-            state,
-        })
+        Ok(App { listener, router, state })
     }
 
     /// The port actually bound (useful with port 0).
@@ -68,9 +54,7 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, "herald listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
     }
 
     /// Serves until SIGTERM or Ctrl-C.
@@ -86,8 +70,7 @@ pub async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

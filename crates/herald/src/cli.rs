@@ -117,10 +117,7 @@ async fn dispatch(cli: Cli) -> Result<(), String> {
         }
         Command::Vapid(VapidCmd::Generate) => {
             let pair = herald_core::keys::generate_vapid();
-            println!(
-                "public_key={}\nprivate_key_pkcs8={}",
-                pair.public_key_b64url, pair.private_pkcs8_b64
-            );
+            println!("public_key={}\nprivate_key_pkcs8={}", pair.public_key_b64url, pair.private_pkcs8_b64);
             Ok(())
         }
         command => {
@@ -129,14 +126,10 @@ async fn dispatch(cli: Cli) -> Result<(), String> {
             match command {
                 Command::Serve => {
                     let app = App::build(&config).await?;
-                    app.run_until_stopped()
-                        .await
-                        .map_err(|e| format!("server failed: {e}"))
+                    app.run_until_stopped().await.map_err(|e| format!("server failed: {e}"))
                 }
                 Command::Migrate => {
-                    herald_store::migrate_only(&config.database_url)
-                        .await
-                        .map_err(|e| chain(&e))?;
+                    herald_store::migrate_only(&config.database_url).await.map_err(|e| chain(&e))?;
                     println!("migrations applied");
                     Ok(())
                 }
@@ -154,41 +147,24 @@ async fn service(config: &Config) -> Result<Service, String> {
     let store = herald_store::open(&config.database_url, 2)
         .await
         .map_err(|e| format!("cannot open database: {}", chain(&e)))?;
-    let networks = herald_providers::ssrf::parse_networks(&config.outbound_allow)
-        .map_err(|e| e.to_string())?;
-    Ok(Service::new(
-        store,
-        std::sync::Arc::new(crate::outbound::Outbound::new(networks)),
-    ))
+    let networks = herald_providers::ssrf::parse_networks(&config.outbound_allow).map_err(|e| e.to_string())?;
+    Ok(Service::new(store, std::sync::Arc::new(crate::outbound::Outbound::new(networks))))
 }
 
 fn describe(e: herald_core::ServiceError) -> String {
     match e {
-        herald_core::ServiceError::Validation(fields) => fields
-            .iter()
-            .map(|f| format!("{}: {}", f.field, f.message))
-            .collect::<Vec<_>>()
-            .join("; "),
+        herald_core::ServiceError::Validation(fields) => {
+            fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ")
+        }
         other => chain(&other),
     }
 }
 
 async fn account(config: &Config, cmd: AccountCmd) -> Result<(), String> {
-    let AccountCmd::Create {
-        name,
-        dev_mode,
-        json,
-    } = cmd;
-    let created = service(config)
-        .await?
-        .create_account(&name, dev_mode)
-        .await
-        .map_err(describe)?;
+    let AccountCmd::Create { name, dev_mode, json } = cmd;
+    let created = service(config).await?.create_account(&name, dev_mode).await.map_err(describe)?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&created).map_err(|e| e.to_string())?
-        );
+        println!("{}", serde_json::to_string_pretty(&created).map_err(|e| e.to_string())?);
     } else {
         println!(
             "account_id={}\nsecret_key={}\npublic_key={}",
@@ -202,29 +178,17 @@ async fn channel(config: &Config, args: ChannelCreate) -> Result<(), String> {
     let channel_type = ChannelType::parse(&args.channel_type)
         .ok_or_else(|| format!("--type must be one of {}", ChannelType::expected()))?;
     let cfg: Value = match &args.config_json {
-        Some(raw) => {
-            serde_json::from_str(raw).map_err(|e| format!("--config-json is not JSON: {e}"))?
-        }
+        Some(raw) => serde_json::from_str(raw).map_err(|e| format!("--config-json is not JSON: {e}"))?,
         None => json!({"subject": args.subject}),
     };
     let svc = service(config).await?;
     svc.get_account(args.account).await.map_err(describe)?;
-    let input = ChannelInput {
-        name: Some(args.name),
-        channel_type: Some(channel_type),
-        config: Some(cfg),
-        is_default: None,
-    };
-    let channel = svc
-        .create_channel(args.account, input)
-        .await
-        .map_err(describe)?;
+    let input =
+        ChannelInput { name: Some(args.name), channel_type: Some(channel_type), config: Some(cfg), is_default: None };
+    let channel = svc.create_channel(args.account, input).await.map_err(describe)?;
     let view = ChannelView::from(&channel);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&view).map_err(|e| e.to_string())?
-        );
+        println!("{}", serde_json::to_string_pretty(&view).map_err(|e| e.to_string())?);
     } else {
         println!("channel_id={}", view.id);
         if let Some(k) = view.vapid_public_key {

@@ -41,14 +41,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
             .field("public_url", &self.public_url)
-            .field(
-                "admin_token",
-                &if self.admin_token.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
+            .field("admin_token", &if self.admin_token.is_empty() { "" } else { "<redacted>" })
             .field("outbound_allow", &self.outbound_allow)
             .finish_non_exhaustive()
     }
@@ -65,8 +58,16 @@ fn redact_url(url: &str) -> String {
 }
 
 /// Every setting's name, as in the file and (upper-cased, `HERALD_`-prefixed) the environment.
-const SETTINGS: &[&str] =
-    &["listen", "database_url", "database_max_connections", "public_url", "admin_token", "outbound_allow", "max_body_bytes", "log_format"];
+const SETTINGS: &[&str] = &[
+    "listen",
+    "database_url",
+    "database_max_connections",
+    "public_url",
+    "admin_token",
+    "outbound_allow",
+    "max_body_bytes",
+    "log_format",
+];
 
 impl Config {
     /// The embedded defaults alone, ignoring files and environment (for tests and tools).
@@ -83,10 +84,7 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        let config: Config = figment
-            .merge(Env::prefixed("HERALD_"))
-            .extract()
-            .map_err(describe)?;
+        let config: Config = figment.merge(Env::prefixed("HERALD_")).extract().map_err(describe)?;
         config.validate()?;
         Ok(config)
     }
@@ -96,13 +94,9 @@ impl Config {
             return Err("invalid setting `database_url`: must not be empty".into());
         }
         if !self.public_url.is_empty() {
-            let ok = url::Url::parse(&self.public_url)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            let ok = url::Url::parse(&self.public_url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
             if !ok {
-                return Err(format!(
-                    "invalid setting `public_url`: {:?} is not an http(s) URL",
-                    self.public_url
-                ));
+                return Err(format!("invalid setting `public_url`: {:?} is not an http(s) URL", self.public_url));
             }
         }
         if !self.admin_token.is_empty() && self.admin_token.len() < 16 {

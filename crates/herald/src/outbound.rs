@@ -34,8 +34,7 @@ impl EndpointPolicy for Outbound {
             Some(url::Host::Domain(_)) => None,
             None => return Err("must have a host".into()),
         };
-        let inside_allowed =
-            ip.is_some_and(|ip| self.0.allowed_networks().iter().any(|n| n.contains(&ip)));
+        let inside_allowed = ip.is_some_and(|ip| self.0.allowed_networks().iter().any(|n| n.contains(&ip)));
         match (url.scheme(), ip) {
             ("https", None) => Ok(()),
             ("https" | "http", Some(_)) if inside_allowed => Ok(()),

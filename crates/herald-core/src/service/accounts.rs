@@ -19,11 +19,7 @@ pub struct AccountCreated {
 impl Service {
     /// Creates an account and mints its first secret and public keys, in one transaction.
     #[tracing::instrument(skip_all)]
-    pub async fn create_account(
-        &self,
-        name: &str,
-        dev_mode: bool,
-    ) -> Result<AccountCreated, ServiceError> {
+    pub async fn create_account(&self, name: &str, dev_mode: bool) -> Result<AccountCreated, ServiceError> {
         let mut errors = Vec::new();
         required_str(&mut errors, "name", Some(name), MAX_NAME);
         if !errors.is_empty() {
@@ -31,31 +27,17 @@ impl Service {
         }
         let (secret, secret_row) = mint_key(KeyKind::Secret, None);
         let (public, public_row) = mint_key(KeyKind::Public, None);
-        let account = self
-            .store
-            .create_account(name, dev_mode, &[secret_row, public_row])
-            .await?;
-        Ok(AccountCreated {
-            account,
-            secret_key: secret,
-            public_key: public,
-        })
+        let account = self.store.create_account(name, dev_mode, &[secret_row, public_row]).await?;
+        Ok(AccountCreated { account, secret_key: secret, public_key: public })
     }
 
     /// One account.
     pub async fn get_account(&self, id: i64) -> Result<Account, ServiceError> {
-        self.store
-            .get_account(id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("account", id))
+        self.store.get_account(id).await?.ok_or_else(|| ServiceError::not_found("account", id))
     }
 
     /// Accounts in id order.
-    pub async fn list_accounts(
-        &self,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Page<Account>, ServiceError> {
+    pub async fn list_accounts(&self, after: Option<i64>, limit: u32) -> Result<Page<Account>, ServiceError> {
         let rows = self.store.list_accounts(after, limit + 1).await?;
         Ok(paginate(rows, limit, |a| a.id))
     }
@@ -68,9 +50,6 @@ impl Service {
         status: Option<AccountStatus>,
         dev_mode: Option<bool>,
     ) -> Result<Account, ServiceError> {
-        self.store
-            .update_account(id, status, dev_mode)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("account", id))
+        self.store.update_account(id, status, dev_mode).await?.ok_or_else(|| ServiceError::not_found("account", id))
     }
 }

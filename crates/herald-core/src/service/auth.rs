@@ -30,15 +30,8 @@ fn scope(kind: KeyKind) -> &'static str {
 impl Service {
     /// Authenticates an API key of `kind`: 401 when unknown or revoked, 403 when the key is of
     /// another kind or its account is paused.
-    pub async fn authenticate_key(
-        &self,
-        presented: &str,
-        kind: KeyKind,
-    ) -> Result<(Account, ApiKey), ServiceError> {
-        let (account, key) = self
-            .lookup_key(presented)
-            .await?
-            .ok_or_else(|| unauthenticated("invalid API key"))?;
+    pub async fn authenticate_key(&self, presented: &str, kind: KeyKind) -> Result<(Account, ApiKey), ServiceError> {
+        let (account, key) = self.lookup_key(presented).await?.ok_or_else(|| unauthenticated("invalid API key"))?;
         if key.kind != kind {
             return Err(ServiceError::forbidden(
                 format!("this endpoint needs a {} key", kind.as_str()),
@@ -51,38 +44,23 @@ impl Service {
 
     async fn lookup_key(&self, presented: &str) -> Result<Option<(Account, ApiKey)>, ServiceError> {
         let hash = keys::hash(presented);
-        let candidates = self
-            .store
-            .find_api_keys(keys::lookup_prefix(presented))
-            .await?;
-        Ok(candidates
-            .into_iter()
-            .find(|(key, _)| keys::ct_eq(&key.key_hash, &hash))
-            .map(|(k, a)| (a, k)))
+        let candidates = self.store.find_api_keys(keys::lookup_prefix(presented)).await?;
+        Ok(candidates.into_iter().find(|(key, _)| keys::ct_eq(&key.key_hash, &hash)).map(|(k, a)| (a, k)))
     }
 
     /// Authenticates a session token (`ses_…`).
     pub async fn authenticate_session(&self, token: &str) -> Result<ClientCtx, ServiceError> {
         let hash = keys::hash(token);
-        let sessions = self
-            .store
-            .find_sessions(keys::lookup_prefix(token), now_ms())
-            .await?;
+        let sessions = self.store.find_sessions(keys::lookup_prefix(token), now_ms()).await?;
         let session = sessions
             .into_iter()
             .find(|(h, _)| keys::ct_eq(h, &hash))
             .map(|(_, s)| s)
             .ok_or_else(|| unauthenticated("invalid or expired session"))?;
-        let account = self
-            .store
-            .get_account(session.account_id)
-            .await?
-            .ok_or_else(|| unauthenticated("invalid session"))?;
+        let account =
+            self.store.get_account(session.account_id).await?.ok_or_else(|| unauthenticated("invalid session"))?;
         ensure_active(&account)?;
-        Ok(ClientCtx {
-            account,
-            external_id: session.external_id,
-        })
+        Ok(ClientCtx { account, external_id: session.external_id })
     }
 
     /// Authenticates a browser/app: a public key plus either a user JWT signed by one of the
@@ -102,22 +80,14 @@ impl Service {
             }
             (None, Some(user)) if account.dev_mode => user.to_string(),
             (None, Some(_)) => {
-                return Err(unauthenticated(
-                    "plain user ids are accepted only in dev mode; send a user token",
-                ));
+                return Err(unauthenticated("plain user ids are accepted only in dev mode; send a user token"));
             }
             (None, None) => {
-                return Err(unauthenticated(
-                    "a user token is required with a public key",
-                ));
+                return Err(unauthenticated("a user token is required with a public key"));
             }
         };
-        crate::validate::external_id("sub", &external_id)
-            .map_err(|e| unauthenticated(&e.message))?;
-        Ok(ClientCtx {
-            account,
-            external_id,
-        })
+        crate::validate::external_id("sub", &external_id).map_err(|e| unauthenticated(&e.message))?;
+        Ok(ClientCtx { account, external_id })
     }
 }
 

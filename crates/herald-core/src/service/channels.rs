@@ -54,9 +54,7 @@ impl From<&Channel> for ChannelView {
         if let Some(Value::Object(sa)) = config.get_mut("service_account") {
             sa.retain(|k, _| matches!(k.as_str(), "project_id" | "client_email" | "token_uri"));
         }
-        let vapid_public_key = config
-            .remove("vapid_public_key")
-            .and_then(|v| v.as_str().map(str::to_string));
+        let vapid_public_key = config.remove("vapid_public_key").and_then(|v| v.as_str().map(str::to_string));
         ChannelView {
             id: c.id.clone(),
             name: c.name.clone(),
@@ -76,32 +74,19 @@ impl From<&Channel> for ChannelView {
 impl Service {
     /// A live channel of the account, else 404.
     pub async fn channel(&self, account_id: i64, id: &str) -> Result<Channel, ServiceError> {
-        self.store
-            .get_channel(account_id, id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("channel", id))
+        self.store.get_channel(account_id, id).await?.ok_or_else(|| ServiceError::not_found("channel", id))
     }
 
     /// Creates a channel; a Web Push channel gets a fresh VAPID key pair.
     #[tracing::instrument(skip_all, fields(account = account_id))]
-    pub async fn create_channel(
-        &self,
-        account_id: i64,
-        input: ChannelInput,
-    ) -> Result<Channel, ServiceError> {
+    pub async fn create_channel(&self, account_id: i64, input: ChannelInput) -> Result<Channel, ServiceError> {
         let mut errors = Vec::new();
-        let name =
-            required_str(&mut errors, "name", input.name.as_deref(), MAX_NAME).map(str::to_string);
+        let name = required_str(&mut errors, "name", input.name.as_deref(), MAX_NAME).map(str::to_string);
         if input.channel_type.is_none() {
             errors.push(FieldError::required("type"));
         }
-        let config = match (
-            input.channel_type,
-            input.config.unwrap_or_else(|| json!({})),
-        ) {
-            (Some(t), raw) => validate_config(t, raw, None, self.endpoints.as_ref())
-                .map_err(|e| errors.extend(e))
-                .ok(),
+        let config = match (input.channel_type, input.config.unwrap_or_else(|| json!({}))) {
+            (Some(t), raw) => validate_config(t, raw, None, self.endpoints.as_ref()).map_err(|e| errors.extend(e)).ok(),
             (None, _) => None,
         };
         let (Some(name), Some(channel_type), Some(config), true) =
@@ -109,19 +94,10 @@ impl Service {
         else {
             return Err(ServiceError::Validation(errors));
         };
-        let channel = NewChannel {
-            id: new_id(),
-            account_id,
-            name,
-            channel_type,
-            config,
-        };
+        let channel = NewChannel { id: new_id(), account_id, name, channel_type, config };
         let created = self.store.insert_channel(&channel).await?;
         if input.is_default == Some(true) && !created.is_default {
-            let patch = ChannelPatch {
-                make_default: true,
-                ..Default::default()
-            };
+            let patch = ChannelPatch { make_default: true, ..Default::default() };
             return self
                 .store
                 .update_channel(account_id, &created.id, &patch)
@@ -150,46 +126,23 @@ impl Service {
         if let Some(name) = &input.name {
             required_str(&mut errors, "name", Some(name), MAX_NAME);
         }
-        if input
-            .channel_type
-            .is_some_and(|t| t != current.channel_type)
-        {
-            errors.push(FieldError::new(
-                "type",
-                "immutable",
-                "a channel's type cannot change",
-            ));
+        if input.channel_type.is_some_and(|t| t != current.channel_type) {
+            errors.push(FieldError::new("type", "immutable", "a channel's type cannot change"));
         }
         if input.is_default == Some(false) {
-            errors.push(FieldError::new(
-                "is_default",
-                "invalid",
-                "make another channel the default instead",
-            ));
+            errors.push(FieldError::new("is_default", "invalid", "make another channel the default instead"));
         }
         let config = match input.config {
-            Some(raw) => validate_config(
-                current.channel_type,
-                raw,
-                Some(&current.config),
-                self.endpoints.as_ref(),
-            )
-            .map_err(|e| errors.extend(e))
-            .ok(),
+            Some(raw) => validate_config(current.channel_type, raw, Some(&current.config), self.endpoints.as_ref())
+                .map_err(|e| errors.extend(e))
+                .ok(),
             None => None,
         };
         if !errors.is_empty() {
             return Err(ServiceError::Validation(errors));
         }
-        let patch = ChannelPatch {
-            name: input.name,
-            config,
-            make_default: input.is_default == Some(true),
-        };
-        self.store
-            .update_channel(account_id, id, &patch)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("channel", id))
+        let patch = ChannelPatch { name: input.name, config, make_default: input.is_default == Some(true) };
+        self.store.update_channel(account_id, id, &patch).await?.ok_or_else(|| ServiceError::not_found("channel", id))
     }
 
     /// Deletes a channel and deactivates its subscriptions.
@@ -211,16 +164,9 @@ pub(crate) fn validate_config(
     endpoints: &dyn EndpointPolicy,
 ) -> Result<Value, Vec<FieldError>> {
     let Value::Object(patch) = raw else {
-        return Err(vec![FieldError::new(
-            "config",
-            "invalid_type",
-            "config must be an object",
-        )]);
+        return Err(vec![FieldError::new("config", "invalid_type", "config must be an object")]);
     };
-    let mut cfg: Map<String, Value> = current
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let mut cfg: Map<String, Value> = current.and_then(Value::as_object).cloned().unwrap_or_default();
     for (k, v) in patch {
         if k == "vapid_private_key" || k == "vapid_public_key" {
             continue; // generated by Herald, never accepted from a caller
@@ -232,18 +178,10 @@ pub(crate) fn validate_config(
         match endpoint.as_str() {
             Some(url) => {
                 if let Err(reason) = endpoints.check_provider_base(url) {
-                    errors.push(FieldError::new(
-                        "config.endpoint",
-                        "invalid",
-                        format!("endpoint {reason}"),
-                    ));
+                    errors.push(FieldError::new("config.endpoint", "invalid", format!("endpoint {reason}")));
                 }
             }
-            None => errors.push(FieldError::new(
-                "config.endpoint",
-                "invalid_type",
-                "config.endpoint must be a string",
-            )),
+            None => errors.push(FieldError::new("config.endpoint", "invalid_type", "config.endpoint must be a string")),
         }
     }
     match channel_type {
@@ -251,19 +189,10 @@ pub(crate) fn validate_config(
         ChannelType::Apns => apns_config(&mut cfg, &mut errors),
         ChannelType::Fcm => fcm_config(&mut cfg, &mut errors, endpoints),
     }
-    if errors.is_empty() {
-        Ok(Value::Object(cfg))
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(Value::Object(cfg)) } else { Err(errors) }
 }
 
-fn get_str<'a>(
-    cfg: &'a Map<String, Value>,
-    key: &str,
-    errors: &mut Vec<FieldError>,
-    path: &str,
-) -> Option<&'a str> {
+fn get_str<'a>(cfg: &'a Map<String, Value>, key: &str, errors: &mut Vec<FieldError>, path: &str) -> Option<&'a str> {
     match cfg.get(key) {
         None | Some(Value::Null) => {
             errors.push(FieldError::required(path));
@@ -279,11 +208,7 @@ fn get_str<'a>(
         }
         Some(Value::String(s)) => Some(s),
         Some(_) => {
-            errors.push(FieldError::new(
-                path,
-                "invalid_type",
-                format!("{path} must be a string"),
-            ));
+            errors.push(FieldError::new(path, "invalid_type", format!("{path} must be a string")));
             None
         }
     }
@@ -318,41 +243,23 @@ fn apns_config(cfg: &mut Map<String, Value>, errors: &mut Vec<FieldError>) {
         if let Some(v) = get_str(cfg, key, errors, &path)
             && !is_apple_id(v)
         {
-            errors.push(FieldError::new(
-                path,
-                "invalid",
-                format!("{key} must be 10 letters or digits"),
-            ));
+            errors.push(FieldError::new(path, "invalid", format!("{key} must be 10 letters or digits")));
         }
     }
     if let Some(pem) = get_str(cfg, "private_key", errors, "config.private_key")
         && !keys::is_p256_pkcs8_pem(pem)
     {
-        errors.push(FieldError::new(
-            "config.private_key",
-            "invalid",
-            "private_key must be the .p8 PEM of a P-256 key",
-        ));
+        errors.push(FieldError::new("config.private_key", "invalid", "private_key must be the .p8 PEM of a P-256 key"));
     }
     if let Some(bundle) = get_str(cfg, "bundle_id", errors, "config.bundle_id") {
-        let ok = bundle.len() <= MAX_NAME
-            && bundle
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        let ok = bundle.len() <= MAX_NAME && bundle.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
         if !ok {
-            errors.push(FieldError::new(
-                "config.bundle_id",
-                "invalid",
-                "bundle_id must be a reverse-DNS app id",
-            ));
+            errors.push(FieldError::new("config.bundle_id", "invalid", "bundle_id must be a reverse-DNS app id"));
         }
     }
     match cfg.get("environment") {
         None | Some(Value::Null) => {
-            cfg.insert(
-                "environment".into(),
-                Environment::Production.as_str().into(),
-            );
+            cfg.insert("environment".into(), Environment::Production.as_str().into());
         }
         Some(Value::String(e)) if Environment::parse(e).is_some() => {}
         Some(_) => errors.push(FieldError::new(
@@ -363,11 +270,7 @@ fn apns_config(cfg: &mut Map<String, Value>, errors: &mut Vec<FieldError>) {
     }
 }
 
-fn fcm_config(
-    cfg: &mut Map<String, Value>,
-    errors: &mut Vec<FieldError>,
-    endpoints: &dyn EndpointPolicy,
-) {
+fn fcm_config(cfg: &mut Map<String, Value>, errors: &mut Vec<FieldError>, endpoints: &dyn EndpointPolicy) {
     // Google hands out the service account as a JSON file; accept it as an object or a string.
     if let Some(Value::String(s)) = cfg.get("service_account")
         && let Ok(parsed @ Value::Object(_)) = serde_json::from_str::<Value>(s)
@@ -375,11 +278,7 @@ fn fcm_config(
         cfg.insert("service_account".into(), parsed);
     }
     let Some(Value::Object(sa)) = cfg.get("service_account") else {
-        let reason = if cfg.contains_key("service_account") {
-            "invalid_type"
-        } else {
-            "required"
-        };
+        let reason = if cfg.contains_key("service_account") { "invalid_type" } else { "required" };
         errors.push(FieldError::new(
             "config.service_account",
             reason,
@@ -390,12 +289,8 @@ fn fcm_config(
     for key in ["project_id", "client_email"] {
         get_str(sa, key, errors, &format!("config.service_account.{key}"));
     }
-    if let Some(pem) = get_str(
-        sa,
-        "private_key",
-        errors,
-        "config.service_account.private_key",
-    ) && !keys::is_rsa_pkcs8_pem(pem)
+    if let Some(pem) = get_str(sa, "private_key", errors, "config.service_account.private_key")
+        && !keys::is_rsa_pkcs8_pem(pem)
     {
         errors.push(FieldError::new(
             "config.service_account.private_key",
@@ -406,10 +301,6 @@ fn fcm_config(
     if let Some(uri) = get_str(sa, "token_uri", errors, "config.service_account.token_uri")
         && let Err(reason) = endpoints.check_provider_base(uri)
     {
-        errors.push(FieldError::new(
-            "config.service_account.token_uri",
-            "invalid",
-            format!("token_uri {reason}"),
-        ));
+        errors.push(FieldError::new("config.service_account.token_uri", "invalid", format!("token_uri {reason}")));
     }
 }

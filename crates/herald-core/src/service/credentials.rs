@@ -40,13 +40,7 @@ pub struct SessionCreated {
 /// Mints a key of `kind` and the row that stores it.
 pub(crate) fn mint_key(kind: KeyKind, channel_id: Option<String>) -> (String, NewApiKey) {
     let secret = mint(kind.prefix());
-    let row = NewApiKey {
-        id: new_id(),
-        kind,
-        prefix: secret.prefix,
-        hash: secret.hash,
-        channel_id,
-    };
+    let row = NewApiKey { id: new_id(), kind, prefix: secret.prefix, hash: secret.hash, channel_id };
     (secret.full, row)
 }
 
@@ -61,17 +55,11 @@ impl Service {
     ) -> Result<KeyCreated, ServiceError> {
         let channel_id = match (kind, channel_id) {
             (KeyKind::Channel, None) => {
-                return Err(ServiceError::Validation(vec![FieldError::required(
-                    "channel_id",
-                )]));
+                return Err(ServiceError::Validation(vec![FieldError::required("channel_id")]));
             }
             (KeyKind::Channel, Some(id)) => Some(self.channel(account_id, id).await?.id),
             (_, Some(_)) => {
-                return Err(ServiceError::invalid(
-                    "channel_id",
-                    "invalid",
-                    "channel_id applies only to channel keys",
-                ));
+                return Err(ServiceError::invalid("channel_id", "invalid", "channel_id applies only to channel keys"));
             }
             (_, None) => None,
         };
@@ -103,15 +91,10 @@ impl Service {
         public_key_pem: &str,
     ) -> Result<SigningKey, ServiceError> {
         if public_key_pem.is_empty() {
-            return Err(ServiceError::Validation(vec![FieldError::required(
-                "public_key_pem",
-            )]));
+            return Err(ServiceError::Validation(vec![FieldError::required("public_key_pem")]));
         }
         if public_key_pem.len() > MAX_PEM {
-            return Err(ServiceError::Validation(vec![FieldError::too_long(
-                "public_key_pem",
-                MAX_PEM,
-            )]));
+            return Err(ServiceError::Validation(vec![FieldError::too_long("public_key_pem", MAX_PEM)]));
         }
         if public_key_pem.contains("PRIVATE KEY") {
             return Err(ServiceError::invalid(
@@ -120,9 +103,7 @@ impl Service {
                 "this is a private key; send the public key only",
             ));
         }
-        if jwt::decoding_key(algorithm, public_key_pem).is_err()
-            || keys::pem_to_der(public_key_pem).is_none()
-        {
+        if jwt::decoding_key(algorithm, public_key_pem).is_err() || keys::pem_to_der(public_key_pem).is_none() {
             return Err(ServiceError::invalid(
                 "public_key_pem",
                 "invalid",
@@ -141,10 +122,7 @@ impl Service {
     }
 
     /// The account's signing keys.
-    pub async fn list_signing_keys(
-        &self,
-        account_id: i64,
-    ) -> Result<Vec<SigningKey>, ServiceError> {
+    pub async fn list_signing_keys(&self, account_id: i64) -> Result<Vec<SigningKey>, ServiceError> {
         Ok(self.store.list_signing_keys(account_id).await?)
     }
 
@@ -181,28 +159,15 @@ impl Service {
         }
         let token = mint("ses_");
         let expires_at = now_ms() + ttl * 1000;
-        self.store
-            .insert_session(account_id, user, &token.prefix, &token.hash, expires_at)
-            .await?;
-        Ok(SessionCreated {
-            session_id: token.full,
-            user: user.to_string(),
-            expires_at,
-        })
+        self.store.insert_session(account_id, user, &token.prefix, &token.hash, expires_at).await?;
+        Ok(SessionCreated { session_id: token.full, user: user.to_string(), expires_at })
     }
 
     /// Ends a session; unknown tokens (or another account's) are 404.
     pub async fn delete_session(&self, account_id: i64, token: &str) -> Result<(), ServiceError> {
-        match self
-            .store
-            .delete_session(account_id, &keys::hash(token))
-            .await?
-        {
+        match self.store.delete_session(account_id, &keys::hash(token)).await? {
             true => Ok(()),
-            false => Err(ServiceError::not_found(
-                "session",
-                keys::lookup_prefix(token),
-            )),
+            false => Err(ServiceError::not_found("session", keys::lookup_prefix(token))),
         }
     }
 }

@@ -59,10 +59,7 @@ pub fn page_limit(limit: Option<u32>) -> u32 {
 pub fn parse_cursor(cursor: Option<&str>) -> Result<Option<i64>, crate::ServiceError> {
     cursor
         .filter(|c| !c.is_empty())
-        .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| crate::ServiceError::invalid_param("cursor", "cursor is not valid"))
-        })
+        .map(|c| c.parse::<i64>().map_err(|_| crate::ServiceError::invalid_param("cursor", "cursor is not valid")))
         .transpose()
 }
 

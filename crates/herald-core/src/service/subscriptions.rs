@@ -6,9 +6,7 @@ use serde_json::Value;
 use super::{Service, paginate};
 use crate::clock::rfc3339;
 use crate::error::{FieldError, ServiceError};
-use crate::model::{
-    ChannelType, Environment, Page, Subscription, SubscriptionKind, SubscriptionStatus,
-};
+use crate::model::{ChannelType, Environment, Page, Subscription, SubscriptionKind, SubscriptionStatus};
 use crate::store::{NewSubscription, SubscriptionFilter, SubscriptionPatch, Upserted};
 use crate::validate;
 
@@ -73,11 +71,7 @@ impl From<&Subscription> for SubscriptionView {
 
 fn validate_topics(topics: &[String], errors: &mut Vec<FieldError>) {
     if topics.len() > MAX_TOPICS {
-        errors.push(FieldError::new(
-            "topics",
-            "too_long",
-            format!("at most {MAX_TOPICS} topics"),
-        ));
+        errors.push(FieldError::new("topics", "too_long", format!("at most {MAX_TOPICS} topics")));
     }
     for (i, t) in topics.iter().enumerate() {
         if let Err(e) = validate::topic_name(&format!("topics[{i}]"), t) {
@@ -101,29 +95,18 @@ impl Service {
             errors.push(e);
         }
         if !reg.settings.is_object() {
-            return Err(ServiceError::invalid(
-                "settings",
-                "invalid_type",
-                "settings must be an object",
-            ));
+            return Err(ServiceError::invalid("settings", "invalid_type", "settings must be an object"));
         }
         let channel = match &reg.channel_id {
             Some(id) => Some(self.channel(account_id, id).await?),
             None => match validate::implied_channel_type(&reg.settings) {
-                Some(t) => Some(
-                    self.store
-                        .default_channel(account_id, t)
-                        .await?
-                        .ok_or_else(|| {
-                            ServiceError::invalid(
-                                "channel_id",
-                                "required",
-                                format!(
-                                    "the account has no {t} channel; create one or pass channel_id"
-                                ),
-                            )
-                        })?,
-                ),
+                Some(t) => Some(self.store.default_channel(account_id, t).await?.ok_or_else(|| {
+                    ServiceError::invalid(
+                        "channel_id",
+                        "required",
+                        format!("the account has no {t} channel; create one or pass channel_id"),
+                    )
+                })?),
                 None => {
                     errors.push(FieldError::new(
                         "settings",
@@ -140,24 +123,11 @@ impl Service {
                 .ok()
         });
         if let Some(identifier) = &reg.identifier {
-            validate::required_str(
-                &mut errors,
-                "identifier",
-                Some(identifier),
-                validate::MAX_FCM_TOKEN,
-            );
+            validate::required_str(&mut errors, "identifier", Some(identifier), validate::MAX_FCM_TOKEN);
         }
         let kind = reg.kind.unwrap_or(SubscriptionKind::Standard);
-        if kind == SubscriptionKind::Voip
-            && channel
-                .as_ref()
-                .is_some_and(|c| c.channel_type != ChannelType::Apns)
-        {
-            errors.push(FieldError::new(
-                "kind",
-                "invalid",
-                "voip subscriptions need an apns channel",
-            ));
+        if kind == SubscriptionKind::Voip && channel.as_ref().is_some_and(|c| c.channel_type != ChannelType::Apns) {
+            errors.push(FieldError::new("kind", "invalid", "voip subscriptions need an apns channel"));
         }
         if let Some(topics) = &reg.topics {
             validate_topics(topics, &mut errors);
@@ -201,10 +171,7 @@ impl Service {
     }
 
     /// A page of subscriptions.
-    pub async fn list_subscriptions(
-        &self,
-        mut filter: SubscriptionFilter,
-    ) -> Result<Page<Subscription>, ServiceError> {
+    pub async fn list_subscriptions(&self, mut filter: SubscriptionFilter) -> Result<Page<Subscription>, ServiceError> {
         let limit = filter.limit;
         if let Some(t) = &filter.topic {
             validate::topic_name("topic", t).map_err(|e| ServiceError::Validation(vec![e]))?;
@@ -264,11 +231,7 @@ impl Service {
         validate::topic_name("topic", topic).map_err(|e| ServiceError::Validation(vec![e]))?;
         let current = self.get_subscription(account_id, id, external_id).await?;
         if add && !current.topics.iter().any(|t| t == topic) && current.topics.len() >= MAX_TOPICS {
-            return Err(ServiceError::invalid(
-                "topic",
-                "too_long",
-                format!("at most {MAX_TOPICS} topics"),
-            ));
+            return Err(ServiceError::invalid("topic", "too_long", format!("at most {MAX_TOPICS} topics")));
         }
         if add {
             self.store.add_topic(account_id, id, topic).await?;
@@ -283,10 +246,7 @@ impl Service {
 pub fn parse_status(s: Option<&str>) -> Result<Option<SubscriptionStatus>, ServiceError> {
     s.map(|v| {
         SubscriptionStatus::parse(v).ok_or_else(|| {
-            ServiceError::invalid_param(
-                "status",
-                format!("status must be one of {}", SubscriptionStatus::expected()),
-            )
+            ServiceError::invalid_param("status", format!("status must be one of {}", SubscriptionStatus::expected()))
         })
     })
     .transpose()

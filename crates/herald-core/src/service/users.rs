@@ -20,15 +20,10 @@ impl Service {
         external_id: &str,
         properties: Option<Value>,
     ) -> Result<Upserted<User>, ServiceError> {
-        validate::external_id("user", external_id)
-            .map_err(|e| ServiceError::Validation(vec![e]))?;
+        validate::external_id("user", external_id).map_err(|e| ServiceError::Validation(vec![e]))?;
         if let Some(p) = &properties {
             if !p.is_object() {
-                return Err(ServiceError::invalid(
-                    "properties",
-                    "invalid_type",
-                    "properties must be an object",
-                ));
+                return Err(ServiceError::invalid("properties", "invalid_type", "properties must be an object"));
             }
             if p.to_string().len() > MAX_PROPERTIES_BYTES {
                 return Err(ServiceError::invalid(
@@ -38,27 +33,17 @@ impl Service {
                 ));
             }
         }
-        Ok(self
-            .store
-            .upsert_user(account_id, external_id, properties.as_ref())
-            .await?)
+        Ok(self.store.upsert_user(account_id, external_id, properties.as_ref()).await?)
     }
 
     /// One user.
     pub async fn get_user(&self, account_id: i64, external_id: &str) -> Result<User, ServiceError> {
-        self.store
-            .get_user(account_id, external_id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("user", external_id))
+        self.store.get_user(account_id, external_id).await?.ok_or_else(|| ServiceError::not_found("user", external_id))
     }
 
     /// Erases a user: their subscriptions, topics and sessions go with them.
     #[tracing::instrument(skip_all, fields(account = account_id))]
-    pub async fn delete_user(
-        &self,
-        account_id: i64,
-        external_id: &str,
-    ) -> Result<(), ServiceError> {
+    pub async fn delete_user(&self, account_id: i64, external_id: &str) -> Result<(), ServiceError> {
         match self.store.delete_user(account_id, external_id).await? {
             true => Ok(()),
             false => Err(ServiceError::not_found("user", external_id)),

@@ -58,23 +58,14 @@ fn hostile_urls_are_refused_by_default() {
 fn refusals_name_the_rule() {
     let policy = default_policy();
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    assert_eq!(
-        policy.check_url("https://2130706433/"),
-        Err(SsrfError::AddressNotAllowed(loopback))
-    );
-    assert_eq!(
-        policy.check_url("https://0177.0.0.1/"),
-        Err(SsrfError::AddressNotAllowed(loopback))
-    );
+    assert_eq!(policy.check_url("https://2130706433/"), Err(SsrfError::AddressNotAllowed(loopback)));
+    assert_eq!(policy.check_url("https://0177.0.0.1/"), Err(SsrfError::AddressNotAllowed(loopback)));
     let err = policy.check_url("https://user:pass@fcm.googleapis.com/x");
     assert_eq!(err, Err(SsrfError::UserInfo));
     let err = policy.check_url("http://fcm.googleapis.com/x");
     assert_eq!(err, Err(SsrfError::Scheme("http".into())));
     let err = policy.check_url("https://evil.example.com/");
-    assert_eq!(
-        err,
-        Err(SsrfError::HostNotAllowed("evil.example.com".into()))
-    );
+    assert_eq!(err, Err(SsrfError::HostNotAllowed("evil.example.com".into())));
 }
 
 #[test]
@@ -123,10 +114,7 @@ async fn resolve_returns_the_checked_address() {
     let url = Url::parse("http://127.0.0.2/").unwrap();
     assert!(policy.resolve(&url).await.is_err());
     let url = Url::parse("https://8.8.8.8/").unwrap();
-    assert_eq!(
-        policy.resolve(&url).await.unwrap(),
-        "8.8.8.8:443".parse().unwrap()
-    );
+    assert_eq!(policy.resolve(&url).await.unwrap(), "8.8.8.8:443".parse().unwrap());
 }
 
 #[tokio::test]
@@ -228,27 +216,17 @@ fn host_patterns_match_precisely() {
     assert!(!host_matches("fcm.googleapis.com", "x.fcm.googleapis.com"));
     let policy = OutboundPolicy::new(vec![" Push.Example.COM. ".into()], Vec::new());
     assert_eq!(policy.allowed_hosts(), ["push.example.com"]);
-    assert!(
-        !default_policy()
-            .allowed_hosts()
-            .iter()
-            .any(|h| h == "*.googleapis.com")
-    );
+    assert!(!default_policy().allowed_hosts().iter().any(|h| h == "*.googleapis.com"));
 }
 
 #[test]
 fn network_lists_parse() {
     let nets = parse_networks(" 127.0.0.1/32, ::1/128,,10.0.0.0/8 ,192.168.1.5").unwrap();
-    let expected: Vec<IpNet> = ["127.0.0.1/32", "::1/128", "10.0.0.0/8", "192.168.1.5/32"]
-        .iter()
-        .map(|n| n.parse().unwrap())
-        .collect();
+    let expected: Vec<IpNet> =
+        ["127.0.0.1/32", "::1/128", "10.0.0.0/8", "192.168.1.5/32"].iter().map(|n| n.parse().unwrap()).collect();
     assert_eq!(nets, expected);
     assert!(parse_networks("").unwrap().is_empty());
-    assert_eq!(
-        parse_networks("127.0.0.1/33"),
-        Err(SsrfError::InvalidNetwork("127.0.0.1/33".into()))
-    );
+    assert_eq!(parse_networks("127.0.0.1/33"), Err(SsrfError::InvalidNetwork("127.0.0.1/33".into())));
     assert!(parse_networks("localhost").is_err());
     let policy = default_policy().with_allowed_networks(nets);
     assert!(policy.is_allowed_ip("10.9.8.7".parse().unwrap()));

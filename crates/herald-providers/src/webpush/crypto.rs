@@ -15,9 +15,7 @@
 use std::fmt;
 
 use aws_lc_rs::aead::{AES_128_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::agreement::{
-    self, ECDH_P256, EphemeralPrivateKey, ParsedPublicKey, PublicKey, UnparsedPublicKey,
-};
+use aws_lc_rs::agreement::{self, ECDH_P256, EphemeralPrivateKey, ParsedPublicKey, PublicKey, UnparsedPublicKey};
 use aws_lc_rs::error::Unspecified;
 use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Salt};
 use aws_lc_rs::rand::{self, SystemRandom};
@@ -135,10 +133,7 @@ impl UaKeys {
 impl fmt::Debug for UaKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UaKeys")
-            .field(
-                "p256dh",
-                &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.p256dh),
-            )
+            .field("p256dh", &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.p256dh))
             .field("auth", &"<redacted>")
             .finish()
     }
@@ -200,8 +195,7 @@ pub(crate) fn encrypt_with(
     salt: &[u8; SALT_LEN],
 ) -> Result<Vec<u8>, CryptoError> {
     check_len(plaintext)?;
-    let private = agreement::PrivateKey::from_private_key(&ECDH_P256, as_private)
-        .map_err(|_| CryptoError::Internal)?;
+    let private = agreement::PrivateKey::from_private_key(&ECDH_P256, as_private).map_err(|_| CryptoError::Internal)?;
     let as_public = public_key_bytes(private.compute_public_key()?)?;
     let peer = UnparsedPublicKey::new(&ECDH_P256, &keys.p256dh);
     agreement::agree(&private, peer, CryptoError::InvalidP256dh, |ecdh_secret| {
@@ -211,10 +205,7 @@ pub(crate) fn encrypt_with(
 
 fn check_len(plaintext: &[u8]) -> Result<(), CryptoError> {
     if plaintext.len() > MAX_PLAINTEXT {
-        return Err(CryptoError::PlaintextTooLarge {
-            len: plaintext.len(),
-            max: MAX_PLAINTEXT,
-        });
+        return Err(CryptoError::PlaintextTooLarge { len: plaintext.len(), max: MAX_PLAINTEXT });
     }
     Ok(())
 }
@@ -275,8 +266,7 @@ fn derive_cek_and_nonce(
     let mut cek = [0u8; CEK_LEN];
     prk.expand(&[CEK_INFO], OkmLen(CEK_LEN))?.fill(&mut cek)?;
     let mut nonce = [0u8; NONCE_LEN];
-    prk.expand(&[NONCE_INFO], OkmLen(NONCE_LEN))?
-        .fill(&mut nonce)?;
+    prk.expand(&[NONCE_INFO], OkmLen(NONCE_LEN))?.fill(&mut nonce)?;
     Ok((cek, nonce))
 }
 
@@ -287,10 +277,8 @@ mod tests {
 
     // RFC 8291 Appendix A.
     const AS_PRIVATE: &str = "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw";
-    const AS_PUBLIC: &str =
-        "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8";
-    const UA_PUBLIC: &str =
-        "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
+    const AS_PUBLIC: &str = "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8";
+    const UA_PUBLIC: &str = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
     const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
     const SALT: &str = "DGv6ra1nlYgDCS1FRnbzlw";
     const ECDH_SECRET: &str = "kyrL1jIIOHEzg3sM2ZWRHDRB62YACZhhSlknJ672kSs";
@@ -324,8 +312,7 @@ mod tests {
     fn rfc8291_appendix_a_intermediate_values() {
         let as_public: [u8; PUBLIC_KEY_LEN] = b64(AS_PUBLIC).try_into().unwrap();
         let salt: [u8; SALT_LEN] = b64(SALT).try_into().unwrap();
-        let (cek, nonce) =
-            derive_cek_and_nonce(&rfc_keys(), &as_public, &b64(ECDH_SECRET), &salt).unwrap();
+        let (cek, nonce) = derive_cek_and_nonce(&rfc_keys(), &as_public, &b64(ECDH_SECRET), &salt).unwrap();
         assert_eq!(URL_SAFE_NO_PAD.encode(cek), CEK);
         assert_eq!(URL_SAFE_NO_PAD.encode(nonce), NONCE);
     }
@@ -350,10 +337,7 @@ mod tests {
     #[test]
     fn oversized_plaintext_is_rejected() {
         let err = encrypt(&rfc_keys(), &[0u8; MAX_PLAINTEXT + 1]).unwrap_err();
-        let expected = CryptoError::PlaintextTooLarge {
-            len: MAX_PLAINTEXT + 1,
-            max: MAX_PLAINTEXT,
-        };
+        let expected = CryptoError::PlaintextTooLarge { len: MAX_PLAINTEXT + 1, max: MAX_PLAINTEXT };
         assert_eq!(err, expected);
     }
 
@@ -361,10 +345,7 @@ mod tests {
     fn padded_and_standard_alphabet_keys_are_accepted() {
         let padded = format!("{UA_PUBLIC}=");
         let standard = UA_PUBLIC.replace('-', "+").replace('_', "/");
-        assert_eq!(
-            UaKeys::from_base64(&padded, "BTBZMqHH6r4Tts7J_aSIgg==").unwrap(),
-            rfc_keys()
-        );
+        assert_eq!(UaKeys::from_base64(&padded, "BTBZMqHH6r4Tts7J_aSIgg==").unwrap(), rfc_keys());
         assert_eq!(UaKeys::from_base64(&standard, AUTH).unwrap(), rfc_keys());
     }
 
@@ -384,18 +365,9 @@ mod tests {
             String::new(),
         ];
         for p in &bad_points {
-            assert_eq!(
-                UaKeys::from_base64(p, AUTH),
-                Err(CryptoError::InvalidP256dh),
-                "{p}"
-            );
+            assert_eq!(UaKeys::from_base64(p, AUTH), Err(CryptoError::InvalidP256dh), "{p}");
         }
-        for auth in [
-            "",
-            "BTBZMqHH6r4Tts7J_aSI",
-            "BTBZMqHH6r4Tts7J_aSIggAA",
-            "$$$",
-        ] {
+        for auth in ["", "BTBZMqHH6r4Tts7J_aSI", "BTBZMqHH6r4Tts7J_aSIggAA", "$$$"] {
             let err = UaKeys::from_base64(UA_PUBLIC, auth);
             assert_eq!(err, Err(CryptoError::InvalidAuth), "{auth}");
         }

@@ -46,12 +46,7 @@ pub enum DecryptError {
 ///
 /// # Errors
 /// A [`DecryptError`] describing the first problem found.
-pub fn decrypt(
-    ua_private: &[u8],
-    ua_public: &[u8],
-    auth: &[u8],
-    body: &[u8],
-) -> Result<Vec<u8>, DecryptError> {
+pub fn decrypt(ua_private: &[u8], ua_public: &[u8], auth: &[u8], body: &[u8]) -> Result<Vec<u8>, DecryptError> {
     // RFC 8188 section 2.1: salt (16) | rs (4) | idlen (1) | keyid (idlen).
     let fixed = body.get(..21).ok_or(DecryptError::Truncated)?;
     let salt = &fixed[..16];
@@ -70,12 +65,9 @@ pub fn decrypt(
 }
 
 fn ecdh(ua_private: &[u8], as_public: &[u8]) -> Result<Vec<u8>, DecryptError> {
-    let private = PrivateKey::from_private_key(&ECDH_P256, ua_private)
-        .map_err(|_| DecryptError::PrivateKey)?;
+    let private = PrivateKey::from_private_key(&ECDH_P256, ua_private).map_err(|_| DecryptError::PrivateKey)?;
     let peer = UnparsedPublicKey::new(&ECDH_P256, as_public);
-    agreement::agree(&private, peer, DecryptError::KeyId, |secret| {
-        Ok(secret.to_vec())
-    })
+    agreement::agree(&private, peer, DecryptError::KeyId, |secret| Ok(secret.to_vec()))
 }
 
 /// RFC 8291 section 3.4, step by step with HMAC-SHA-256 as the RFC writes it.
@@ -89,10 +81,7 @@ fn rfc8291_keys(
     // PRK_key = HMAC-SHA-256(auth_secret, ecdh_secret)
     let prk_key = hmac_sha256(auth_secret, &[ecdh_secret]);
     // IKM = HMAC-SHA-256(PRK_key, "WebPush: info" || 0x00 || ua_public || as_public || 0x01)
-    let ikm = hmac_sha256(
-        &prk_key,
-        &[b"WebPush: info", &[0], ua_public, as_public, &[1]],
-    );
+    let ikm = hmac_sha256(&prk_key, &[b"WebPush: info", &[0], ua_public, as_public, &[1]]);
     // PRK = HMAC-SHA-256(salt, IKM)
     let prk = hmac_sha256(salt, &[&ikm]);
     // CEK = HMAC-SHA-256(PRK, "Content-Encoding: aes128gcm" || 0x00 || 0x01)[0..15]
@@ -116,15 +105,8 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 
 /// RFC 8188 section 2: records of `rs` bytes (the last may be shorter), each
 /// sealed with NONCE XOR the record's sequence number.
-fn open_records(
-    cek: &[u8; 16],
-    nonce: &[u8; 12],
-    rs: usize,
-    ciphertext: &[u8],
-) -> Result<Vec<u8>, DecryptError> {
-    let key = LessSafeKey::new(
-        UnboundKey::new(&AES_128_GCM, cek).map_err(|_| DecryptError::Authentication)?,
-    );
+fn open_records(cek: &[u8; 16], nonce: &[u8; 12], rs: usize, ciphertext: &[u8]) -> Result<Vec<u8>, DecryptError> {
+    let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, cek).map_err(|_| DecryptError::Authentication)?);
     let records: Vec<&[u8]> = ciphertext.chunks(rs).collect();
     if records.is_empty() {
         return Err(DecryptError::Truncated);
@@ -153,10 +135,7 @@ fn record_nonce(nonce: &[u8; 12], seq: usize) -> Nonce {
 /// Padding is a delimiter (0x02 for the last record, 0x01 otherwise)
 /// followed by any number of zero bytes.
 fn unpad(record: &[u8], is_last: bool) -> Result<&[u8], DecryptError> {
-    let end = record
-        .iter()
-        .rposition(|&b| b != 0)
-        .ok_or(DecryptError::Padding)?;
+    let end = record.iter().rposition(|&b| b != 0).ok_or(DecryptError::Padding)?;
     let expected = if is_last { 2 } else { 1 };
     if record[end] != expected {
         return Err(DecryptError::Padding);
@@ -231,8 +210,7 @@ mod tests {
 
     // RFC 8291 Appendix A.
     const UA_PRIVATE: &str = "q1dXpw3UpT5VOmu_cf_v6ih07Aems3njxI-JWgLcM94";
-    const UA_PUBLIC: &str =
-        "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
+    const UA_PUBLIC: &str = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
     const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
     const BODY: &str = "DGv6ra1nlYgDCS1FRnbzlwAAEABBBP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A_yl95bQpu6cVPTpK4Mqgkf1CXztLVBSt2Ks3oZwbuwXPXLWyouBWLVWGNWQexSgSxsj_Qulcy4a-fN";
 
@@ -248,18 +226,7 @@ mod tests {
 
     #[test]
     fn round_trip_random_keys_and_sizes() {
-        for len in [
-            0,
-            1,
-            15,
-            16,
-            17,
-            100,
-            1000,
-            3000,
-            MAX_PLAINTEXT - 1,
-            MAX_PLAINTEXT,
-        ] {
+        for len in [0, 1, 15, 16, 17, 100, 1000, 3000, MAX_PLAINTEXT - 1, MAX_PLAINTEXT] {
             let ua = UaKeyPair::generate();
             let mut plaintext = vec![0u8; len];
             aws_lc_rs::rand::fill(&mut plaintext).unwrap();

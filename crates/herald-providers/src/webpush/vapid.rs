@@ -56,9 +56,7 @@ pub struct VapidKey {
 /// Shows only the public key; the private key never reaches logs.
 impl fmt::Debug for VapidKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VapidKey")
-            .field("public", &self.public_b64)
-            .finish_non_exhaustive()
+        f.debug_struct("VapidKey").field("public", &self.public_b64).finish_non_exhaustive()
     }
 }
 
@@ -93,10 +91,7 @@ impl VapidKey {
 
     fn from_key_pair(key_pair: EcdsaKeyPair) -> Self {
         let public_b64 = URL_SAFE_NO_PAD.encode(key_pair.public_key().as_ref());
-        Self {
-            key_pair,
-            public_b64,
-        }
+        Self { key_pair, public_b64 }
     }
 
     /// Generates a new key, returning its PKCS#8 DER document (to store) and
@@ -105,14 +100,9 @@ impl VapidKey {
     /// # Errors
     /// [`VapidError::Internal`] if the crypto library fails.
     pub fn generate() -> Result<(Vec<u8>, [u8; 65]), VapidError> {
-        let key_pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-            .map_err(|_| VapidError::Internal)?;
+        let key_pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| VapidError::Internal)?;
         let der = key_pair.to_pkcs8v1().map_err(|_| VapidError::Internal)?;
-        let public = key_pair
-            .public_key()
-            .as_ref()
-            .try_into()
-            .map_err(|_| VapidError::Internal)?;
+        let public = key_pair.public_key().as_ref().try_into().map_err(|_| VapidError::Internal)?;
         Ok((der.as_ref().to_vec(), public))
     }
 
@@ -135,11 +125,7 @@ impl VapidKey {
     /// # Errors
     /// [`VapidError::Internal`] if the crypto library fails.
     pub fn private_scalar(&self) -> Result<Vec<u8>, VapidError> {
-        let bin = self
-            .key_pair
-            .private_key()
-            .as_be_bytes()
-            .map_err(|_| VapidError::Internal)?;
+        let bin = self.key_pair.private_key().as_be_bytes().map_err(|_| VapidError::Internal)?;
         Ok(bin.as_ref().to_vec())
     }
 
@@ -153,31 +139,20 @@ impl VapidKey {
     /// # Errors
     /// [`VapidError::InvalidSubject`] for a bad subject,
     /// [`VapidError::Internal`] if signing fails.
-    pub fn authorization(
-        &self,
-        audience_origin: &str,
-        subject: &str,
-        expires_unix: u64,
-    ) -> Result<String, VapidError> {
+    pub fn authorization(&self, audience_origin: &str, subject: &str, expires_unix: u64) -> Result<String, VapidError> {
         let jwt = self.sign_jwt(audience_origin, subject, expires_unix)?;
         Ok(format!("vapid t={jwt}, k={}", self.public_b64))
     }
 
     fn sign_jwt(&self, aud: &str, sub: &str, exp: u64) -> Result<String, VapidError> {
         validate_subject(sub)?;
-        let claims =
-            serde_json::to_vec(&Claims { aud, exp, sub }).map_err(|_| VapidError::Internal)?;
+        let claims = serde_json::to_vec(&Claims { aud, exp, sub }).map_err(|_| VapidError::Internal)?;
         let signing_input = format!("{JWT_HEADER_B64}.{}", URL_SAFE_NO_PAD.encode(claims));
         // The FIXED algorithm yields the raw r || s encoding that JWS ES256
         // requires (RFC 7518 section 3.4), not ASN.1 DER.
-        let signature = self
-            .key_pair
-            .sign(&SystemRandom::new(), signing_input.as_bytes())
-            .map_err(|_| VapidError::Internal)?;
-        Ok(format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature.as_ref())
-        ))
+        let signature =
+            self.key_pair.sign(&SystemRandom::new(), signing_input.as_bytes()).map_err(|_| VapidError::Internal)?;
+        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref())))
     }
 }
 
@@ -193,9 +168,7 @@ struct Claims<'a> {
 /// contact URI, so catch that locally with a clear error.
 fn validate_subject(subject: &str) -> Result<(), VapidError> {
     let lower = subject.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("mailto:")
-        .or_else(|| lower.strip_prefix("https://"));
+    let rest = lower.strip_prefix("mailto:").or_else(|| lower.strip_prefix("https://"));
     match rest {
         Some(rest) if !rest.is_empty() && !rest.contains(char::is_whitespace) => Ok(()),
         _ => Err(VapidError::InvalidSubject),
@@ -239,11 +212,7 @@ impl VapidCache {
     pub fn new(key: VapidKey, subject: impl Into<String>) -> Result<Self, VapidError> {
         let subject = subject.into();
         validate_subject(&subject)?;
-        Ok(Self {
-            key,
-            subject,
-            tokens: Mutex::new(HashMap::new()),
-        })
+        Ok(Self { key, subject, tokens: Mutex::new(HashMap::new()) })
     }
 
     /// The signing key.
@@ -266,30 +235,21 @@ impl VapidCache {
     ///
     /// # Errors
     /// [`VapidError::Internal`] if signing fails.
-    pub fn authorization_at(
-        &self,
-        audience_origin: &str,
-        now_unix: u64,
-    ) -> Result<String, VapidError> {
+    pub fn authorization_at(&self, audience_origin: &str, now_unix: u64) -> Result<String, VapidError> {
         if let Some(header) = self.lookup(audience_origin, now_unix) {
             return Ok(header);
         }
         // Sign outside the lock so workers for other audiences do not wait.
         // Two workers may race and both sign; both tokens are valid, last wins.
         let expires_unix = now_unix.saturating_add(TOKEN_LIFETIME_SECS);
-        let header = self
-            .key
-            .authorization(audience_origin, &self.subject, expires_unix)?;
+        let header = self.key.authorization(audience_origin, &self.subject, expires_unix)?;
         self.store(audience_origin, &header, expires_unix, now_unix);
         Ok(header)
     }
 
     fn lookup(&self, audience: &str, now_unix: u64) -> Option<String> {
         let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        tokens
-            .get(audience)
-            .filter(|t| t.is_fresh(now_unix))
-            .map(|t| t.header.clone())
+        tokens.get(audience).filter(|t| t.is_fresh(now_unix)).map(|t| t.header.clone())
     }
 
     fn store(&self, audience: &str, header: &str, expires_unix: u64, now_unix: u64) {
@@ -302,19 +262,13 @@ impl VapidCache {
                 evict_soonest_expiry(&mut tokens);
             }
         }
-        let token = CachedToken {
-            header: header.to_owned(),
-            expires_unix,
-        };
+        let token = CachedToken { header: header.to_owned(), expires_unix };
         tokens.insert(audience.to_owned(), token);
     }
 }
 
 fn evict_soonest_expiry(tokens: &mut HashMap<String, CachedToken>) {
-    let victim = tokens
-        .iter()
-        .min_by_key(|(_, t)| t.expires_unix)
-        .map(|(aud, _)| aud.clone());
+    let victim = tokens.iter().min_by_key(|(_, t)| t.expires_unix).map(|(aud, _)| aud.clone());
     if let Some(aud) = victim {
         tokens.remove(&aud);
     }
@@ -323,9 +277,7 @@ fn evict_soonest_expiry(tokens: &mut HashMap<String, CachedToken>) {
 fn unix_now() -> u64 {
     // A clock before 1970 is a broken host; 0 then yields tokens that push
     // services reject as expired, which surfaces the problem.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -24,44 +24,28 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// The stable code, HTTP status and `details` object of a service error.
 pub fn classify(e: &ServiceError) -> (&'static str, StatusCode, Value) {
     match e {
-        ServiceError::BadRequest { reason, param, .. } => (
-            "bad_request",
-            StatusCode::BAD_REQUEST,
-            json!({"reason": reason, "param": param}),
-        ),
-        ServiceError::Unauthenticated(_) => {
-            ("unauthenticated", StatusCode::UNAUTHORIZED, json!({}))
+        ServiceError::BadRequest { reason, param, .. } => {
+            ("bad_request", StatusCode::BAD_REQUEST, json!({"reason": reason, "param": param}))
         }
-        ServiceError::Forbidden { required_scope, .. } => (
-            "forbidden",
-            StatusCode::FORBIDDEN,
-            json!({"required_scope": required_scope}),
-        ),
-        ServiceError::NotFound { resource, id } => (
-            "not_found",
-            StatusCode::NOT_FOUND,
-            json!({"resource": resource, "id": id}),
-        ),
-        ServiceError::Conflict {
-            idempotency_key,
-            current_status,
-            ..
-        } => (
+        ServiceError::Unauthenticated(_) => ("unauthenticated", StatusCode::UNAUTHORIZED, json!({})),
+        ServiceError::Forbidden { required_scope, .. } => {
+            ("forbidden", StatusCode::FORBIDDEN, json!({"required_scope": required_scope}))
+        }
+        ServiceError::NotFound { resource, id } => {
+            ("not_found", StatusCode::NOT_FOUND, json!({"resource": resource, "id": id}))
+        }
+        ServiceError::Conflict { idempotency_key, current_status, .. } => (
             "conflict",
             StatusCode::CONFLICT,
             json!({"idempotency_key": idempotency_key, "current_status": current_status}),
         ),
-        ServiceError::Validation(fields) => (
-            "validation_failed",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"fields": fields}),
-        ),
+        ServiceError::Validation(fields) => {
+            ("validation_failed", StatusCode::UNPROCESSABLE_ENTITY, json!({"fields": fields}))
+        }
         ServiceError::Gone(_) => ("gone", StatusCode::GONE, json!({})),
-        ServiceError::Store(_) | ServiceError::Internal(_) => (
-            "internal_error",
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({}),
-        ),
+        ServiceError::Store(_) | ServiceError::Internal(_) => {
+            ("internal_error", StatusCode::INTERNAL_SERVER_ERROR, json!({}))
+        }
     }
 }
 
@@ -79,9 +63,7 @@ pub fn public_message(e: &ServiceError) -> String {
 fn capitalise(s: &str) -> String {
     let s = s.replace('_', " ");
     let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 /// Logs an internal error with its whole source chain.
@@ -115,8 +97,7 @@ impl IntoResponse for ApiError {
         }});
         let mut res = (status, axum::Json(body)).into_response();
         if let ServiceError::Unauthenticated(_) = self.0 {
-            res.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
     }

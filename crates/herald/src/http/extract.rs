@@ -30,11 +30,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ServiceError::invalid("body", "too_long", "request body is too large")
             } else {
-                ServiceError::BadRequest {
-                    reason: "invalid_json",
-                    param: None,
-                    message: e.body_text(),
-                }
+                ServiceError::BadRequest { reason: "invalid_json", param: None, message: e.body_text() }
             }
         })?;
         // An absent body is an empty object, so `PUT /v1/users/{user}` needs none.
@@ -47,19 +43,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
 /// Parses JSON into `T` with field-precise errors.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        bad_request(
-            "invalid_json",
-            None,
-            &format!("request body is not valid JSON: {e}"),
-        )
-    })?;
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| bad_request("invalid_json", None, &format!("request body is not valid JSON: {e}")))?;
     if !value.is_object() {
-        return Err(bad_request(
-            "invalid_json",
-            None,
-            "request body must be a JSON object",
-        ));
+        return Err(bad_request("invalid_json", None, "request body must be a JSON object"));
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
@@ -67,28 +54,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let (field, reason) = match inner.strip_prefix("missing field `") {
             Some(rest) => {
                 let name = rest.split('`').next().unwrap_or_default();
-                let field = if path == "." {
-                    name.to_string()
-                } else {
-                    format!("{path}.{name}")
-                };
+                let field = if path == "." { name.to_string() } else { format!("{path}.{name}") };
                 (field, "required")
             }
             None if inner.starts_with("unknown variant") => (path, "invalid"),
             None => (path, "invalid_type"),
         };
-        ApiError(ServiceError::Validation(vec![FieldError::new(
-            field, reason, inner,
-        )]))
+        ApiError(ServiceError::Validation(vec![FieldError::new(field, reason, inner)]))
     })
 }
 
 fn bad_request(reason: &'static str, param: Option<String>, message: &str) -> ApiError {
-    ApiError(ServiceError::BadRequest {
-        reason,
-        param,
-        message: message.to_string(),
-    })
+    ApiError(ServiceError::BadRequest { reason, param, message: message.to_string() })
 }
 
 /// A path parameter; a malformed one is 400 `invalid_param`.
@@ -121,28 +98,17 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
 
 /// The bearer token of `Authorization`, if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
+    headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty())
 }
 
 fn missing() -> ApiError {
-    ApiError(ServiceError::Unauthenticated(
-        "missing credentials: send Authorization: Bearer <key>".into(),
-    ))
+    ApiError(ServiceError::Unauthenticated("missing credentials: send Authorization: Bearer <key>".into()))
 }
 
 /// The account's backend, authenticated by a secret key (`sk_…`).
@@ -180,9 +146,7 @@ where
         } else {
             let user_token = header(&parts.headers, "x-herald-user-token");
             let dev_user = header(&parts.headers, "x-herald-user-id");
-            app.svc
-                .authenticate_client(token, user_token, dev_user, ExpPolicy::Required)
-                .await?
+            app.svc.authenticate_client(token, user_token, dev_user, ExpPolicy::Required).await?
         };
         Ok(Client(ctx))
     }
@@ -205,14 +169,9 @@ where
         };
         let presented = bearer(&parts.headers).ok_or_else(missing)?;
         // Compare digests so the comparison is constant-time whatever the lengths.
-        let ok = ct_eq(
-            &herald_core::keys::hash(presented),
-            &herald_core::keys::hash(expected),
-        );
+        let ok = ct_eq(&herald_core::keys::hash(presented), &herald_core::keys::hash(expected));
         if !ok {
-            return Err(ApiError(ServiceError::Unauthenticated(
-                "invalid admin token".into(),
-            )));
+            return Err(ApiError(ServiceError::Unauthenticated("invalid admin token".into())));
         }
         Ok(Admin)
     }

@@ -41,7 +41,5 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .layer(axum::middleware::from_fn(move |req, next| {
-            request_id::layer(public_url.clone(), req, next)
-        }))
+        .layer(axum::middleware::from_fn(move |req, next| request_id::layer(public_url.clone(), req, next)))
 }

@@ -2,12 +2,8 @@
 //! `openapi.json` at the repository root is this document, committed; CI checks they match.
 
 use herald_core::model::*;
-use herald_core::service::{
-    AccountCreated, ChannelView, KeyCreated, SessionCreated, SubscriptionView,
-};
-use utoipa::openapi::security::{
-    ApiKey as ApiKeyScheme, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
-};
+use herald_core::service::{AccountCreated, ChannelView, KeyCreated, SessionCreated, SubscriptionView};
+use utoipa::openapi::security::{ApiKey as ApiKeyScheme, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::v1::{admin, channels, credentials, subscriptions, users};
@@ -39,17 +35,14 @@ struct Security;
 impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let c = openapi.components.get_or_insert_with(Default::default);
-        let bearer =
-            || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
         c.add_security_scheme("admin_token", bearer());
         c.add_security_scheme("secret_key", bearer());
         c.add_security_scheme("public_key", bearer());
         c.add_security_scheme("session", bearer());
         c.add_security_scheme(
             "user_token",
-            SecurityScheme::ApiKey(ApiKeyScheme::Header(ApiKeyValue::new(
-                "x-herald-user-token",
-            ))),
+            SecurityScheme::ApiKey(ApiKeyScheme::Header(ApiKeyValue::new("x-herald-user-token"))),
         );
     }
 }
@@ -77,9 +70,7 @@ struct ApiDoc;
 
 /// The document as pretty JSON with a trailing newline (the committed form).
 pub fn document() -> String {
-    let mut json = ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the OpenAPI document serialises");
+    let mut json = ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serialises");
     json.push('\n');
     json
 }

@@ -22,10 +22,7 @@ pub fn public_url() -> String {
 }
 
 fn acceptable(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
 /// Middleware: assigns the id, traces the request, stamps the response.
@@ -39,12 +36,7 @@ pub async fn layer(public_url: std::sync::Arc<str>, req: Request, next: Next) ->
         .unwrap_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()));
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
     let started = std::time::Instant::now();
-    let mut res = CONTEXT
-        .scope(
-            (id.clone(), public_url),
-            next.run(req).instrument(span.clone()),
-        )
-        .await;
+    let mut res = CONTEXT.scope((id.clone(), public_url), next.run(req).instrument(span.clone())).await;
     span.in_scope(|| {
         tracing::info!(
             status = res.status().as_u16(),

@@ -12,10 +12,7 @@ use super::AppState;
 use super::error::ApiError;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/openapi.json", get(openapi))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/openapi.json", get(openapi))
 }
 
 /// Alive: the process answers.
@@ -29,21 +26,14 @@ async fn readyz(State(app): State<AppState>) -> Response {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "reason": "database"})),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": "database"})))
                 .into_response()
         }
     }
 }
 
 async fn openapi() -> Response {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        super::openapi::document(),
-    )
-        .into_response()
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], super::openapi::document()).into_response()
 }
 
 pub(super) async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -9,23 +9,10 @@ use crate::helpers::*;
 async fn create_list_get_and_pause(b: Backend) {
     let app = TestApp::spawn(b).await;
     let (status, body) = app
-        .call(
-            Method::POST,
-            "/admin/v1/accounts",
-            Some(ADMIN_TOKEN),
-            Some(json!({"name": "acme", "dev_mode": true})),
-        )
+        .call(Method::POST, "/admin/v1/accounts", Some(ADMIN_TOKEN), Some(json!({"name": "acme", "dev_mode": true})))
         .await;
     assert_eq!(status, 201);
-    for field in [
-        "id",
-        "name",
-        "status",
-        "dev_mode",
-        "secret_key",
-        "public_key",
-        "created_at",
-    ] {
+    for field in ["id", "name", "status", "dev_mode", "secret_key", "public_key", "created_at"] {
         assert!(body.get(field).is_some(), "missing {field} in {body}");
     }
     assert_eq!(body["status"], "active");
@@ -34,46 +21,26 @@ async fn create_list_get_and_pause(b: Backend) {
     let sk = body["secret_key"].as_str().unwrap().to_string();
     assert!(sk.starts_with("sk_") && body["public_key"].as_str().unwrap().starts_with("pk_"));
 
-    let (status, one) = app
-        .get(&format!("/admin/v1/accounts/{id}"), ADMIN_TOKEN)
-        .await;
+    let (status, one) = app.get(&format!("/admin/v1/accounts/{id}"), ADMIN_TOKEN).await;
     assert_eq!(status, 200);
     assert!(one.get("secret_key").is_none(), "keys are shown once only");
     app.account(false).await;
     let (_, page) = app.get("/admin/v1/accounts?limit=1", ADMIN_TOKEN).await;
     assert_eq!(page["data"].as_array().unwrap().len(), 1);
     let cursor = page["next_cursor"].as_str().unwrap().to_string();
-    let (_, page2) = app
-        .get(
-            &format!("/admin/v1/accounts?limit=1&cursor={cursor}"),
-            ADMIN_TOKEN,
-        )
-        .await;
+    let (_, page2) = app.get(&format!("/admin/v1/accounts?limit=1&cursor={cursor}"), ADMIN_TOKEN).await;
     assert_eq!(page2["data"].as_array().unwrap().len(), 1);
     assert_ne!(page2["data"][0]["id"], page["data"][0]["id"]);
 
     // Keys work while active, get 403 while paused, and work again once resumed.
     assert_eq!(app.get("/v1/channels", &sk).await.0, 200);
     let (status, paused) = app
-        .call(
-            Method::PATCH,
-            &format!("/admin/v1/accounts/{id}"),
-            Some(ADMIN_TOKEN),
-            Some(json!({"status": "paused"})),
-        )
+        .call(Method::PATCH, &format!("/admin/v1/accounts/{id}"), Some(ADMIN_TOKEN), Some(json!({"status": "paused"})))
         .await;
-    assert_eq!(
-        (status.as_u16(), paused["status"].as_str()),
-        (200, Some("paused"))
-    );
+    assert_eq!((status.as_u16(), paused["status"].as_str()), (200, Some("paused")));
     assert_error(&app.get("/v1/channels", &sk).await, 403, "forbidden");
-    app.call(
-        Method::PATCH,
-        &format!("/admin/v1/accounts/{id}"),
-        Some(ADMIN_TOKEN),
-        Some(json!({"status": "active"})),
-    )
-    .await;
+    app.call(Method::PATCH, &format!("/admin/v1/accounts/{id}"), Some(ADMIN_TOKEN), Some(json!({"status": "active"})))
+        .await;
     assert_eq!(app.get("/v1/channels", &sk).await.0, 200);
 }
 
@@ -81,24 +48,13 @@ async fn operator_api_needs_the_admin_token(b: Backend) {
     let app = TestApp::spawn(b).await;
     let before = app.snapshot().await;
     assert_error(
-        &app.call(
-            Method::POST,
-            "/admin/v1/accounts",
-            None,
-            Some(json!({"name": "x"})),
-        )
-        .await,
+        &app.call(Method::POST, "/admin/v1/accounts", None, Some(json!({"name": "x"}))).await,
         401,
         "unauthenticated",
     );
     assert_error(
-        &app.call(
-            Method::POST,
-            "/admin/v1/accounts",
-            Some("wrong-token-wrong-token"),
-            Some(json!({"name": "x"})),
-        )
-        .await,
+        &app.call(Method::POST, "/admin/v1/accounts", Some("wrong-token-wrong-token"), Some(json!({"name": "x"})))
+            .await,
         401,
         "unauthenticated",
     );
@@ -107,29 +63,13 @@ async fn operator_api_needs_the_admin_token(b: Backend) {
     assert_ne!(before, after_account);
     // An account key is not an operator credential.
     assert_error(
-        &app.call(
-            Method::POST,
-            "/admin/v1/accounts",
-            Some(&sk),
-            Some(json!({"name": "x"})),
-        )
-        .await,
+        &app.call(Method::POST, "/admin/v1/accounts", Some(&sk), Some(json!({"name": "x"}))).await,
         401,
         "unauthenticated",
     );
+    assert_error(&app.get("/admin/v1/accounts/999999", ADMIN_TOKEN).await, 404, "not_found");
     assert_error(
-        &app.get("/admin/v1/accounts/999999", ADMIN_TOKEN).await,
-        404,
-        "not_found",
-    );
-    assert_error(
-        &app.call(
-            Method::PATCH,
-            "/admin/v1/accounts/1",
-            Some(ADMIN_TOKEN),
-            Some(json!({"status": "gone"})),
-        )
-        .await,
+        &app.call(Method::PATCH, "/admin/v1/accounts/1", Some(ADMIN_TOKEN), Some(json!({"status": "gone"}))).await,
         422,
         "validation_failed",
     );
@@ -139,21 +79,11 @@ async fn operator_api_needs_the_admin_token(b: Backend) {
 async fn operator_api_is_absent_without_a_token(b: Backend) {
     let app = TestApp::spawn_with(b, |c| c.admin_token.clear()).await;
     assert_error(
-        &app.call(
-            Method::POST,
-            "/admin/v1/accounts",
-            Some(ADMIN_TOKEN),
-            Some(json!({"name": "x"})),
-        )
-        .await,
+        &app.call(Method::POST, "/admin/v1/accounts", Some(ADMIN_TOKEN), Some(json!({"name": "x"}))).await,
         404,
         "not_found",
     );
     assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM accounts").await, 0);
 }
 
-both_backends!(
-    create_list_get_and_pause,
-    operator_api_needs_the_admin_token,
-    operator_api_is_absent_without_a_token
-);
+both_backends!(create_list_get_and_pause, operator_api_needs_the_admin_token, operator_api_is_absent_without_a_token);

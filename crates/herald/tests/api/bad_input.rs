@@ -61,9 +61,7 @@ async fn fixture_app(b: Backend) -> Fixture {
     let app = TestApp::spawn(b).await;
     let (_, sk, _) = app.account(false).await;
     let channel = app.web_push_channel(&sk).await;
-    let (_, session) = app
-        .post("/v1/sessions", &sk, json!({"user": "alice"}))
-        .await;
+    let (_, session) = app.post("/v1/sessions", &sk, json!({"user": "alice"})).await;
     let session = session["session_id"].as_str().unwrap().to_string();
     let (_, sub) = app
         .post(
@@ -85,18 +83,11 @@ async fn fixture_app(b: Backend) -> Fixture {
 
 impl Fixture {
     fn path(&self, template: &str) -> String {
-        template
-            .replace("{sub}", &self.sub.to_string())
-            .replace("{channel}", &self.channel)
-            .replace("{key}", &self.key)
+        template.replace("{sub}", &self.sub.to_string()).replace("{channel}", &self.channel).replace("{key}", &self.key)
     }
 
     fn token_for(&self, path: &str) -> &str {
-        if path.starts_with("/v1/me/") {
-            &self.session
-        } else {
-            &self.sk
-        }
+        if path.starts_with("/v1/me/") { &self.session } else { &self.sk }
     }
 }
 
@@ -107,31 +98,14 @@ fn method(m: &str) -> Method {
 async fn credentials_are_required_everywhere(b: Backend) {
     let f = fixture_app(b).await;
     let before = f.app.snapshot().await;
-    let (_, revoked) = f
-        .app
-        .post("/v1/keys", &f.sk, json!({"kind": "secret"}))
-        .await;
-    f.app
-        .call(
-            Method::DELETE,
-            &format!("/v1/keys/{}", revoked["id"].as_str().unwrap()),
-            Some(&f.sk),
-            None,
-        )
-        .await;
+    let (_, revoked) = f.app.post("/v1/keys", &f.sk, json!({"kind": "secret"})).await;
+    f.app.call(Method::DELETE, &format!("/v1/keys/{}", revoked["id"].as_str().unwrap()), Some(&f.sk), None).await;
     let before = {
         let _ = before;
         f.app.snapshot().await
     };
     let revoked = revoked["key"].as_str().unwrap().to_string();
-    let (_, expired) = f
-        .app
-        .post(
-            "/v1/sessions",
-            &f.sk,
-            json!({"user": "alice", "ttl_seconds": 1}),
-        )
-        .await;
+    let (_, expired) = f.app.post("/v1/sessions", &f.sk, json!({"user": "alice", "ttl_seconds": 1})).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let expired = expired["session_id"].as_str().unwrap().to_string();
     let before = {
@@ -147,13 +121,9 @@ async fn credentials_are_required_everywhere(b: Backend) {
     for (m, template) in all {
         let path = f.path(template);
         let body = matches!(m, "POST" | "PUT" | "PATCH").then(|| json!({}));
-        for token in [
-            None,
-            Some("sk_not-a-real-key"),
-            Some(revoked.as_str()),
-            Some(expired.as_str()),
-            Some("ses_forged"),
-        ] {
+        for token in
+            [None, Some("sk_not-a-real-key"), Some(revoked.as_str()), Some(expired.as_str()), Some("ses_forged")]
+        {
             let got = f.app.call(method(m), &path, token, body.clone()).await;
             assert_error(&got, 401, "unauthenticated");
         }
@@ -170,39 +140,16 @@ async fn malformed_json_and_wrong_types(b: Backend) {
         for raw in ["{", "[1,2]", "\"text\"", "{\"a\":}", "null"] {
             let got = f.app.call_raw(method(m), &path, Some(&token), raw).await;
             assert_error(&got, 400, "bad_request");
-            assert_eq!(
-                got.1["error"]["details"]["reason"], "invalid_json",
-                "{m} {path} {raw}"
-            );
+            assert_eq!(got.1["error"]["details"]["reason"], "invalid_json", "{m} {path} {raw}");
         }
     }
     let wrong_types: &[(&str, &str, Value, &str)] = &[
         ("POST", "/v1/keys", json!({"kind": 5}), "kind"),
         ("POST", "/v1/sessions", json!({"user": ["a"]}), "user"),
-        (
-            "POST",
-            "/v1/sessions",
-            json!({"user": "a", "ttl_seconds": "soon"}),
-            "ttl_seconds",
-        ),
-        (
-            "POST",
-            "/v1/channels",
-            json!({"name": 1, "type": "web_push"}),
-            "name",
-        ),
-        (
-            "PATCH",
-            "/v1/channels/{channel}",
-            json!({"is_default": "yes"}),
-            "is_default",
-        ),
-        (
-            "PUT",
-            "/v1/users/alice",
-            json!({"properties": "x"}),
-            "properties",
-        ),
+        ("POST", "/v1/sessions", json!({"user": "a", "ttl_seconds": "soon"}), "ttl_seconds"),
+        ("POST", "/v1/channels", json!({"name": 1, "type": "web_push"}), "name"),
+        ("PATCH", "/v1/channels/{channel}", json!({"is_default": "yes"}), "is_default"),
+        ("PUT", "/v1/users/alice", json!({"properties": "x"}), "properties"),
         (
             "POST",
             "/v1/users/alice/subscriptions",
@@ -215,48 +162,20 @@ async fn malformed_json_and_wrong_types(b: Backend) {
             json!({"settings": web_push_settings("https://fcm.googleapis.com/x"), "topics": "news"}),
             "topics",
         ),
-        (
-            "PATCH",
-            "/v1/subscriptions/{sub}",
-            json!({"muted": "very"}),
-            "muted",
-        ),
-        (
-            "POST",
-            "/v1/me/subscriptions",
-            json!({"settings": "https://x"}),
-            "settings",
-        ),
+        ("PATCH", "/v1/subscriptions/{sub}", json!({"muted": "very"}), "muted"),
+        ("POST", "/v1/me/subscriptions", json!({"settings": "https://x"}), "settings"),
     ];
     for (m, template, body, field) in wrong_types {
         let path = f.path(template);
-        let got = f
-            .app
-            .call(
-                method(m),
-                &path,
-                Some(f.token_for(&path)),
-                Some(body.clone()),
-            )
-            .await;
+        let got = f.app.call(method(m), &path, Some(f.token_for(&path)), Some(body.clone())).await;
         assert_field(&got, field, "invalid_type");
     }
     let missing: &[(&str, &str, Value, &str)] = &[
         ("POST", "/v1/keys", json!({}), "kind"),
-        (
-            "POST",
-            "/v1/signing-keys",
-            json!({"algorithm": "RS256"}),
-            "public_key_pem",
-        ),
+        ("POST", "/v1/signing-keys", json!({"algorithm": "RS256"}), "public_key_pem"),
         ("POST", "/v1/sessions", json!({}), "user"),
         ("POST", "/v1/channels", json!({"name": "x"}), "type"),
-        (
-            "POST",
-            "/v1/users/alice/subscriptions",
-            json!({}),
-            "settings",
-        ),
+        ("POST", "/v1/users/alice/subscriptions", json!({}), "settings"),
         (
             "POST",
             "/v1/users/alice/subscriptions",
@@ -272,15 +191,7 @@ async fn malformed_json_and_wrong_types(b: Backend) {
     ];
     for (m, template, body, field) in missing {
         let path = f.path(template);
-        let got = f
-            .app
-            .call(
-                method(m),
-                &path,
-                Some(f.token_for(&path)),
-                Some(body.clone()),
-            )
-            .await;
+        let got = f.app.call(method(m), &path, Some(f.token_for(&path)), Some(body.clone())).await;
         assert_field(&got, field, "required");
     }
     assert_eq!(before, f.app.snapshot().await);
@@ -291,18 +202,12 @@ async fn limits_and_web_push_keys(b: Backend) {
     let before = f.app.snapshot().await;
     let long_endpoint = format!("https://fcm.googleapis.com/fcm/send/{}", "e".repeat(1000));
     let off_curve = {
-        let mut p =
-            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, P256DH)
-                .unwrap();
+        let mut p = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, P256DH).unwrap();
         p[64] ^= 0x55;
         base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, p)
     };
     let cases: Vec<(Value, &str, &str)> = vec![
-        (
-            json!({"endpoint": long_endpoint, "p256dh": P256DH, "auth": AUTH}),
-            "settings.endpoint",
-            "too_long",
-        ),
+        (json!({"endpoint": long_endpoint, "p256dh": P256DH, "auth": AUTH}), "settings.endpoint", "too_long"),
         (
             json!({"endpoint": "https://fcm.googleapis.com/x", "p256dh": "B".repeat(256), "auth": AUTH}),
             "settings.p256dh",
@@ -343,18 +248,11 @@ async fn limits_and_web_push_keys(b: Backend) {
             "settings.endpoint",
             "invalid",
         ),
-        (
-            json!({"endpoint": "not a url", "p256dh": P256DH, "auth": AUTH}),
-            "settings.endpoint",
-            "invalid",
-        ),
+        (json!({"endpoint": "not a url", "p256dh": P256DH, "auth": AUTH}), "settings.endpoint", "invalid"),
     ];
     for (settings, field, reason) in cases {
         for path in ["/v1/users/alice/subscriptions", "/v1/me/subscriptions"] {
-            let got = f
-                .app
-                .post(path, f.token_for(path), json!({"settings": settings}))
-                .await;
+            let got = f.app.post(path, f.token_for(path), json!({"settings": settings})).await;
             assert_field(&got, field, reason);
         }
     }
@@ -371,28 +269,24 @@ async fn limits_and_web_push_keys(b: Backend) {
         "too_long",
     );
     assert_field(
-        &f.app
-            .call(
-                Method::PUT,
-                &format!("/v1/users/{long_user}"),
-                Some(&f.sk),
-                None,
-            )
-            .await,
+        &f.app.call(Method::PUT, &format!("/v1/users/{long_user}"), Some(&f.sk), None).await,
         "user",
         "too_long",
     );
     let many_topics: Vec<String> = (0..101).map(|i| format!("t{i}")).collect();
-    assert_field(&f.app.post("/v1/users/alice/subscriptions", &f.sk, json!({"settings": web_push_settings("https://fcm.googleapis.com/x"), "topics": many_topics})).await, "topics", "too_long");
     assert_field(
         &f.app
-            .call(
-                Method::PUT,
-                &format!("/v1/subscriptions/{}/topics/bad%20topic", f.sub),
-                Some(&f.sk),
-                None,
+            .post(
+                "/v1/users/alice/subscriptions",
+                &f.sk,
+                json!({"settings": web_push_settings("https://fcm.googleapis.com/x"), "topics": many_topics}),
             )
             .await,
+        "topics",
+        "too_long",
+    );
+    assert_field(
+        &f.app.call(Method::PUT, &format!("/v1/subscriptions/{}/topics/bad%20topic", f.sub), Some(&f.sk), None).await,
         "topic",
         "invalid",
     );
@@ -408,16 +302,20 @@ async fn limits_and_web_push_keys(b: Backend) {
         "status",
         "invalid",
     );
-    assert_field(&f.app.post("/v1/users/alice/subscriptions", &f.sk, json!({"settings": web_push_settings("https://fcm.googleapis.com/x"), "environment": "staging"})).await, "environment", "invalid");
+    assert_field(
+        &f.app
+            .post(
+                "/v1/users/alice/subscriptions",
+                &f.sk,
+                json!({"settings": web_push_settings("https://fcm.googleapis.com/x"), "environment": "staging"}),
+            )
+            .await,
+        "environment",
+        "invalid",
+    );
     // Oversized bodies are refused before parsing.
     let huge = json!({"properties": {"blob": "x".repeat(70_000)}});
-    assert_eq!(
-        f.app
-            .call(Method::PUT, "/v1/users/alice", Some(&f.sk), Some(huge))
-            .await
-            .0,
-        422
-    );
+    assert_eq!(f.app.call(Method::PUT, "/v1/users/alice", Some(&f.sk), Some(huge)).await.0, 422);
     assert_eq!(before, f.app.snapshot().await);
 }
 
@@ -429,10 +327,7 @@ async fn unknown_ids_and_bad_params(b: Backend) {
         (Method::PATCH, "/v1/subscriptions/999999".into()),
         (Method::DELETE, "/v1/subscriptions/999999".into()),
         (Method::PUT, "/v1/subscriptions/999999/topics/x".into()),
-        (
-            Method::GET,
-            "/v1/channels/00000000-0000-0000-0000-000000000000".into(),
-        ),
+        (Method::GET, "/v1/channels/00000000-0000-0000-0000-000000000000".into()),
         (Method::PATCH, "/v1/channels/nope".into()),
         (Method::DELETE, "/v1/channels/nope".into()),
         (Method::DELETE, "/v1/keys/nope".into()),
@@ -447,7 +342,14 @@ async fn unknown_ids_and_bad_params(b: Backend) {
         let got = f.app.call(m, &path, Some(&f.sk), body).await;
         assert_error(&got, 404, "not_found");
     }
-    let got = f.app.post("/v1/users/alice/subscriptions", &f.sk, json!({"channel_id": "nope", "settings": web_push_settings("https://fcm.googleapis.com/x")})).await;
+    let got = f
+        .app
+        .post(
+            "/v1/users/alice/subscriptions",
+            &f.sk,
+            json!({"channel_id": "nope", "settings": web_push_settings("https://fcm.googleapis.com/x")}),
+        )
+        .await;
     assert_error(&got, 404, "not_found");
     assert_eq!(got.1["error"]["details"]["resource"], "channel");
     for path in [
@@ -458,10 +360,7 @@ async fn unknown_ids_and_bad_params(b: Backend) {
     ] {
         let got = f.app.get(path, &f.sk).await;
         assert_error(&got, 400, "bad_request");
-        assert_eq!(
-            got.1["error"]["details"]["reason"], "invalid_param",
-            "{path}"
-        );
+        assert_eq!(got.1["error"]["details"]["reason"], "invalid_param", "{path}");
     }
     assert_eq!(before, f.app.snapshot().await);
 }

@@ -10,10 +10,7 @@ use crate::both_backends;
 use crate::helpers::*;
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 fn sign(alg: Algorithm, pem: &str, kid: Option<&str>, claims: Value) -> String {
@@ -37,62 +34,26 @@ async fn keys_are_shown_once_and_revocable(b: Backend) {
     let (_, list) = app.get("/v1/keys", &sk).await;
     let listed = list["data"].as_array().unwrap();
     assert_eq!(listed.len(), 3);
-    assert!(
-        listed
-            .iter()
-            .all(|k| k.get("key").is_none() && k.get("key_hash").is_none()),
-        "{list}"
-    );
-    assert!(
-        !list.to_string().contains(&new_sk[12..]),
-        "the full key never appears again"
-    );
-    let stored: i64 = app
-        .scalar_i64(&format!(
-            "SELECT COUNT(*) FROM api_keys WHERE prefix = '{}'",
-            &new_sk[..11]
-        ))
-        .await;
+    assert!(listed.iter().all(|k| k.get("key").is_none() && k.get("key_hash").is_none()), "{list}");
+    assert!(!list.to_string().contains(&new_sk[12..]), "the full key never appears again");
+    let stored: i64 =
+        app.scalar_i64(&format!("SELECT COUNT(*) FROM api_keys WHERE prefix = '{}'", &new_sk[..11])).await;
     assert_eq!(stored, 1);
 
     assert_eq!(app.get("/v1/keys", &new_sk).await.0, 200);
     let id = key["id"].as_str().unwrap();
-    assert_eq!(
-        app.call(Method::DELETE, &format!("/v1/keys/{id}"), Some(&sk), None)
-            .await
-            .0,
-        204
-    );
+    assert_eq!(app.call(Method::DELETE, &format!("/v1/keys/{id}"), Some(&sk), None).await.0, 204);
     assert_error(&app.get("/v1/keys", &new_sk).await, 401, "unauthenticated");
-    assert_error(
-        &app.call(Method::DELETE, &format!("/v1/keys/{id}"), Some(&sk), None)
-            .await,
-        404,
-        "not_found",
-    );
+    assert_error(&app.call(Method::DELETE, &format!("/v1/keys/{id}"), Some(&sk), None).await, 404, "not_found");
 
     // Channel keys need a channel of this account.
     let channel = app.web_push_channel(&sk).await;
-    let (status, ck) = app
-        .post(
-            "/v1/keys",
-            &sk,
-            json!({"kind": "channel", "channel_id": channel}),
-        )
-        .await;
+    let (status, ck) = app.post("/v1/keys", &sk, json!({"kind": "channel", "channel_id": channel})).await;
     assert_eq!(status, 201);
     assert!(ck["key"].as_str().unwrap().starts_with("ck_"));
-    assert_field(
-        &app.post("/v1/keys", &sk, json!({"kind": "channel"})).await,
-        "channel_id",
-        "required",
-    );
+    assert_field(&app.post("/v1/keys", &sk, json!({"kind": "channel"})).await, "channel_id", "required");
     // A public or channel key cannot do backend work.
-    assert_error(
-        &app.get("/v1/keys", ck["key"].as_str().unwrap()).await,
-        403,
-        "forbidden",
-    );
+    assert_error(&app.get("/v1/keys", ck["key"].as_str().unwrap()).await, 403, "forbidden");
 }
 
 async fn another_accounts_ids_are_not_found(b: Backend) {
@@ -115,31 +76,26 @@ async fn another_accounts_ids_are_not_found(b: Backend) {
         (Method::DELETE, format!("/v1/channels/{channel}")),
         (Method::GET, format!("/v1/subscriptions/{sub_id}")),
         (Method::DELETE, format!("/v1/subscriptions/{sub_id}")),
-        (
-            Method::PUT,
-            format!("/v1/subscriptions/{sub_id}/topics/news"),
-        ),
+        (Method::PUT, format!("/v1/subscriptions/{sub_id}/topics/news")),
         (Method::GET, "/v1/users/alice".into()),
         (Method::DELETE, "/v1/users/alice".into()),
-        (
-            Method::DELETE,
-            format!("/v1/keys/{}", key["id"].as_str().unwrap()),
-        ),
+        (Method::DELETE, format!("/v1/keys/{}", key["id"].as_str().unwrap())),
     ] {
         let got = app.call(method.clone(), &path, Some(&sk_b), None).await;
         assert_error(&got, 404, "not_found");
     }
     assert_error(
-        &app.post(
-            "/v1/keys",
-            &sk_b,
-            json!({"kind": "channel", "channel_id": channel}),
-        )
-        .await,
+        &app.post("/v1/keys", &sk_b, json!({"kind": "channel", "channel_id": channel})).await,
         404,
         "not_found",
     );
-    let registered = app.post("/v1/users/bob/subscriptions", &sk_b, json!({"channel_id": channel, "settings": web_push_settings("https://fcm.googleapis.com/fcm/send/b")})).await;
+    let registered = app
+        .post(
+            "/v1/users/bob/subscriptions",
+            &sk_b,
+            json!({"channel_id": channel, "settings": web_push_settings("https://fcm.googleapis.com/fcm/send/b")}),
+        )
+        .await;
     assert_error(&registered, 404, "not_found");
     assert_eq!(before, app.snapshot().await);
 }
@@ -148,20 +104,10 @@ async fn sessions_authenticate_their_user(b: Backend) {
     let app = TestApp::spawn(b).await;
     let (_, sk, _) = app.account(false).await;
     app.web_push_channel(&sk).await;
-    let (status, session) = app
-        .post(
-            "/v1/sessions",
-            &sk,
-            json!({"user": "alice", "ttl_seconds": 600}),
-        )
-        .await;
+    let (status, session) = app.post("/v1/sessions", &sk, json!({"user": "alice", "ttl_seconds": 600})).await;
     assert_eq!(status, 201, "{session}");
     let token = session["session_id"].as_str().unwrap().to_string();
-    assert!(
-        token.starts_with("ses_")
-            && session["user"] == "alice"
-            && session["expires_at"].is_string()
-    );
+    assert!(token.starts_with("ses_") && session["user"] == "alice" && session["expires_at"].is_string());
     let (status, sub) = app
         .post(
             "/v1/me/subscriptions",
@@ -171,49 +117,15 @@ async fn sessions_authenticate_their_user(b: Backend) {
         .await;
     assert_eq!(status, 201, "{sub}");
     assert_eq!(sub["user"], "alice");
-    assert_eq!(
-        app.call(
-            Method::DELETE,
-            &format!("/v1/sessions/{token}"),
-            Some(&sk),
-            None
-        )
-        .await
-        .0,
-        204
-    );
-    assert_error(
-        &app.get("/v1/me/subscriptions", &token).await,
-        401,
-        "unauthenticated",
-    );
-    assert_error(
-        &app.call(
-            Method::DELETE,
-            &format!("/v1/sessions/{token}"),
-            Some(&sk),
-            None,
-        )
-        .await,
-        404,
-        "not_found",
-    );
+    assert_eq!(app.call(Method::DELETE, &format!("/v1/sessions/{token}"), Some(&sk), None).await.0, 204);
+    assert_error(&app.get("/v1/me/subscriptions", &token).await, 401, "unauthenticated");
+    assert_error(&app.call(Method::DELETE, &format!("/v1/sessions/{token}"), Some(&sk), None).await, 404, "not_found");
     assert_field(
-        &app.post(
-            "/v1/sessions",
-            &sk,
-            json!({"user": "alice", "ttl_seconds": 0}),
-        )
-        .await,
+        &app.post("/v1/sessions", &sk, json!({"user": "alice", "ttl_seconds": 0})).await,
         "ttl_seconds",
         "out_of_range",
     );
-    assert_field(
-        &app.post("/v1/sessions", &sk, json!({"user": "u".repeat(256)}))
-            .await,
-        "user",
-        "too_long",
-    );
+    assert_field(&app.post("/v1/sessions", &sk, json!({"user": "u".repeat(256)})).await, "user", "too_long");
 }
 
 async fn user_jwts_verify_and_every_pitfall_is_closed(b: Backend) {
@@ -221,19 +133,11 @@ async fn user_jwts_verify_and_every_pitfall_is_closed(b: Backend) {
     let (_, sk, pk) = app.account(false).await;
     app.web_push_channel(&sk).await;
     let (status, rsa) = app
-        .post(
-            "/v1/signing-keys",
-            &sk,
-            json!({"algorithm": "RS256", "public_key_pem": fixture("rsa_public.pem")}),
-        )
+        .post("/v1/signing-keys", &sk, json!({"algorithm": "RS256", "public_key_pem": fixture("rsa_public.pem")}))
         .await;
     assert_eq!(status, 201, "{rsa}");
     let (status, ec) = app
-        .post(
-            "/v1/signing-keys",
-            &sk,
-            json!({"algorithm": "ES256", "public_key_pem": fixture("ec_public.pem")}),
-        )
+        .post("/v1/signing-keys", &sk, json!({"algorithm": "ES256", "public_key_pem": fixture("ec_public.pem")}))
         .await;
     assert_eq!(status, 201, "{ec}");
     let rsa_kid = rsa["id"].as_str().unwrap();
@@ -250,68 +154,30 @@ async fn user_jwts_verify_and_every_pitfall_is_closed(b: Backend) {
             app.call_headers(
                 Method::POST,
                 "/v1/me/subscriptions",
-                &[
-                    ("authorization", &format!("Bearer {pk}")),
-                    ("x-herald-user-token", &token),
-                ],
+                &[("authorization", &format!("Bearer {pk}")), ("x-herald-user-token", &token)],
                 Some(body),
             )
             .await
         }
     };
     // Valid tokens: RS256 with and without kid, ES256 by kid.
-    let (status, sub) = register(sign(
-        Algorithm::RS256,
-        &rsa_priv,
-        Some(rsa_kid),
-        claims("alice"),
-    ))
-    .await;
+    let (status, sub) = register(sign(Algorithm::RS256, &rsa_priv, Some(rsa_kid), claims("alice"))).await;
     assert_eq!(status, 201, "{sub}");
     assert_eq!(sub["user"], "alice");
+    assert_eq!(register(sign(Algorithm::RS256, &rsa_priv, None, claims("alice"))).await.0, 200);
     assert_eq!(
-        register(sign(Algorithm::RS256, &rsa_priv, None, claims("alice")))
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        register(sign(
-            Algorithm::ES256,
-            &fixture("ec_private.pem"),
-            Some(ec_kid),
-            claims("alice")
-        ))
-        .await
-        .0,
+        register(sign(Algorithm::ES256, &fixture("ec_private.pem"), Some(ec_kid), claims("alice"))).await.0,
         200
     );
 
     let before = app.snapshot().await;
     let header = |h: Value| URL_SAFE_NO_PAD.encode(h.to_string());
-    let none_token = format!(
-        "{}.{}.",
-        header(json!({"alg": "none", "typ": "JWT"})),
-        header(claims("alice"))
-    );
-    let hs_with_rsa_public = sign(
-        Algorithm::HS256,
-        &fixture("rsa_public.pem"),
-        Some(rsa_kid),
-        claims("alice"),
-    );
+    let none_token = format!("{}.{}.", header(json!({"alg": "none", "typ": "JWT"})), header(claims("alice")));
+    let hs_with_rsa_public = sign(Algorithm::HS256, &fixture("rsa_public.pem"), Some(rsa_kid), claims("alice"));
     let hostile = [
         ("alg none", none_token),
         ("HS256 keyed with the RSA public key", hs_with_rsa_public),
-        (
-            "expired",
-            sign(
-                Algorithm::RS256,
-                &rsa_priv,
-                Some(rsa_kid),
-                json!({"sub": "alice", "exp": now() - 120}),
-            ),
-        ),
+        ("expired", sign(Algorithm::RS256, &rsa_priv, Some(rsa_kid), json!({"sub": "alice", "exp": now() - 120}))),
         (
             "future nbf",
             sign(
@@ -321,37 +187,10 @@ async fn user_jwts_verify_and_every_pitfall_is_closed(b: Backend) {
                 json!({"sub": "alice", "exp": now() + 300, "nbf": now() + 600}),
             ),
         ),
-        (
-            "no exp",
-            sign(
-                Algorithm::RS256,
-                &rsa_priv,
-                Some(rsa_kid),
-                json!({"sub": "alice"}),
-            ),
-        ),
-        (
-            "unknown kid",
-            sign(
-                Algorithm::RS256,
-                &rsa_priv,
-                Some("no-such-key"),
-                claims("alice"),
-            ),
-        ),
-        (
-            "wrong key",
-            sign(
-                Algorithm::RS256,
-                &fixture("rsa2_private.pem"),
-                Some(rsa_kid),
-                claims("alice"),
-            ),
-        ),
-        (
-            "RS256 token under the ES256 kid",
-            sign(Algorithm::RS256, &rsa_priv, Some(ec_kid), claims("alice")),
-        ),
+        ("no exp", sign(Algorithm::RS256, &rsa_priv, Some(rsa_kid), json!({"sub": "alice"}))),
+        ("unknown kid", sign(Algorithm::RS256, &rsa_priv, Some("no-such-key"), claims("alice"))),
+        ("wrong key", sign(Algorithm::RS256, &fixture("rsa2_private.pem"), Some(rsa_kid), claims("alice"))),
+        ("RS256 token under the ES256 kid", sign(Algorithm::RS256, &rsa_priv, Some(ec_kid), claims("alice"))),
         ("garbage", "not.a.jwt".into()),
     ];
     for (what, token) in hostile {
@@ -364,10 +203,7 @@ async fn user_jwts_verify_and_every_pitfall_is_closed(b: Backend) {
         .call_headers(
             Method::POST,
             "/v1/me/subscriptions",
-            &[
-                ("authorization", &format!("Bearer {pk}")),
-                ("x-herald-user-id", "alice"),
-            ],
+            &[("authorization", &format!("Bearer {pk}")), ("x-herald-user-id", "alice")],
             Some(body.clone()),
         )
         .await;
@@ -375,56 +211,22 @@ async fn user_jwts_verify_and_every_pitfall_is_closed(b: Backend) {
     assert_eq!(before, app.snapshot().await);
 
     // Deleting the signing key stops its tokens at once.
-    assert_eq!(
-        app.call(
-            Method::DELETE,
-            &format!("/v1/signing-keys/{rsa_kid}"),
-            Some(&sk),
-            None
-        )
-        .await
-        .0,
-        204
-    );
-    assert_eq!(
-        register(sign(
-            Algorithm::RS256,
-            &rsa_priv,
-            Some(rsa_kid),
-            claims("alice")
-        ))
-        .await
-        .0,
-        401
-    );
+    assert_eq!(app.call(Method::DELETE, &format!("/v1/signing-keys/{rsa_kid}"), Some(&sk), None).await.0, 204);
+    assert_eq!(register(sign(Algorithm::RS256, &rsa_priv, Some(rsa_kid), claims("alice"))).await.0, 401);
     // Private keys and junk are refused as signing keys.
     assert_field(
-        &app.post(
-            "/v1/signing-keys",
-            &sk,
-            json!({"algorithm": "RS256", "public_key_pem": rsa_priv}),
-        )
-        .await,
+        &app.post("/v1/signing-keys", &sk, json!({"algorithm": "RS256", "public_key_pem": rsa_priv})).await,
         "public_key_pem",
         "invalid",
     );
     assert_field(
-        &app.post(
-            "/v1/signing-keys",
-            &sk,
-            json!({"algorithm": "ES256", "public_key_pem": fixture("rsa_public.pem")}),
-        )
-        .await,
+        &app.post("/v1/signing-keys", &sk, json!({"algorithm": "ES256", "public_key_pem": fixture("rsa_public.pem")}))
+            .await,
         "public_key_pem",
         "invalid",
     );
     assert_field(
-        &app.post(
-            "/v1/signing-keys",
-            &sk,
-            json!({"algorithm": "HS256", "public_key_pem": "x"}),
-        )
-        .await,
+        &app.post("/v1/signing-keys", &sk, json!({"algorithm": "HS256", "public_key_pem": "x"})).await,
         "algorithm",
         "invalid",
     );
@@ -434,10 +236,7 @@ async fn dev_mode_accepts_plain_user_ids(b: Backend) {
     let app = TestApp::spawn(b).await;
     let (_, sk, pk) = app.account(true).await;
     app.web_push_channel(&sk).await;
-    let headers = [
-        ("authorization", format!("Bearer {pk}")),
-        ("x-herald-user-id", "dev-user".into()),
-    ];
+    let headers = [("authorization", format!("Bearer {pk}")), ("x-herald-user-id", "dev-user".into())];
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (status, sub) = app
         .call_headers(
@@ -454,10 +253,7 @@ async fn dev_mode_accepts_plain_user_ids(b: Backend) {
         .call_headers(
             Method::GET,
             "/v1/me/subscriptions",
-            &[
-                ("authorization", &format!("Bearer {sk}")),
-                ("x-herald-user-id", "dev-user"),
-            ],
+            &[("authorization", &format!("Bearer {sk}")), ("x-herald-user-id", "dev-user")],
             None,
         )
         .await;

@@ -12,8 +12,7 @@ use sqlx::{PgPool, SqlitePool};
 use tokio::sync::oneshot;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
-pub const P256DH: &str =
-    "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
+pub const P256DH: &str = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
 pub const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
 
 /// Which database a test runs against.
@@ -42,8 +41,7 @@ macro_rules! both_backends {
 
 /// The PostgreSQL server tests create their databases on.
 pub fn pg_admin_url() -> String {
-    std::env::var("HERALD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("HERALD_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 enum Db {
@@ -88,13 +86,9 @@ impl TestApp {
             }
             Backend::Postgres => {
                 let name = format!("herald_t_{}", unique());
-                let admin = PgPool::connect(&pg_admin_url())
-                    .await
-                    .expect("PostgreSQL reachable (set HERALD_TEST_PG_URL)");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&admin)
-                    .await
-                    .unwrap();
+                let admin =
+                    PgPool::connect(&pg_admin_url()).await.expect("PostgreSQL reachable (set HERALD_TEST_PG_URL)");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
                 admin.close().await;
                 let base = pg_admin_url();
                 let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
@@ -119,11 +113,7 @@ impl TestApp {
             .unwrap();
         });
         let db = match backend {
-            Backend::Sqlite => DbConn::Sqlite(
-                SqlitePool::connect(&format!("sqlite://{database_url}"))
-                    .await
-                    .unwrap(),
-            ),
+            Backend::Sqlite => DbConn::Sqlite(SqlitePool::connect(&format!("sqlite://{database_url}")).await.unwrap()),
             Backend::Postgres => DbConn::Postgres(PgPool::connect(&database_url).await.unwrap()),
         };
         TestApp {
@@ -155,17 +145,9 @@ impl TestApp {
     }
 
     /// Sends raw bytes as the body.
-    pub async fn call_raw(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: &str,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header("content-type", "application/json");
+    pub async fn call_raw(&self, method: Method, path: &str, token: Option<&str>, body: &str) -> (StatusCode, Value) {
+        let mut req =
+            self.http.request(method, format!("{}{path}", self.base)).header("content-type", "application/json");
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -218,7 +200,13 @@ impl TestApp {
 
     /// Creates a Web Push channel; returns its id.
     pub async fn web_push_channel(&self, sk: &str) -> String {
-        let (status, body) = self.post("/v1/channels", sk, json!({"name": "web", "type": "web_push", "config": {"subject": "mailto:ops@example.com"}})).await;
+        let (status, body) = self
+            .post(
+                "/v1/channels",
+                sk,
+                json!({"name": "web", "type": "web_push", "config": {"subject": "mailto:ops@example.com"}}),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_str().unwrap().to_string()
     }
@@ -237,17 +225,10 @@ impl TestApp {
         ];
         let mut out = Vec::new();
         for (table, stamp) in tables {
-            let sql =
-                format!("SELECT COUNT(*), CAST(COALESCE(SUM({stamp}), 0) AS BIGINT) FROM {table}");
+            let sql = format!("SELECT COUNT(*), CAST(COALESCE(SUM({stamp}), 0) AS BIGINT) FROM {table}");
             let row: (i64, i64) = match &self.db {
-                DbConn::Sqlite(p) => sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .fetch_one(p)
-                    .await
-                    .unwrap(),
-                DbConn::Postgres(p) => sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .fetch_one(p)
-                    .await
-                    .unwrap(),
+                DbConn::Sqlite(p) => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(p).await.unwrap(),
+                DbConn::Postgres(p) => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(p).await.unwrap(),
             };
             out.push((table.to_string(), row.0, row.1));
         }
@@ -257,14 +238,8 @@ impl TestApp {
     /// Runs a scalar query on the test database.
     pub async fn scalar_i64(&self, sql: &str) -> i64 {
         match &self.db {
-            DbConn::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-                .fetch_one(p)
-                .await
-                .unwrap(),
-            DbConn::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-                .fetch_one(p)
-                .await
-                .unwrap(),
+            DbConn::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(p).await.unwrap(),
+            DbConn::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(p).await.unwrap(),
         }
     }
 }
@@ -272,11 +247,7 @@ impl TestApp {
 async fn read(res: reqwest::Response) -> (StatusCode, Value) {
     let status = res.status();
     let text = res.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
     (status, body)
 }
 
@@ -292,10 +263,7 @@ impl Drop for TestApp {
         let conn = self.db.clone();
         // Cleanup needs async I/O and Drop is sync: do it on a helper thread with its own runtime.
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
                 match conn {
                     DbConn::Sqlite(p) => p.close().await,
@@ -329,9 +297,7 @@ pub fn assert_error(got: &(StatusCode, Value), status: u16, code: &str) {
     assert_eq!(got.1["error"]["code"], code, "code; body: {}", got.1);
     assert_eq!(got.1["error"]["status"], status);
     assert!(
-        got.1["error"]["request_id"]
-            .as_str()
-            .is_some_and(|r| r.starts_with("req_")),
+        got.1["error"]["request_id"].as_str().is_some_and(|r| r.starts_with("req_")),
         "request id; body: {}",
         got.1
     );
@@ -341,13 +307,9 @@ pub fn assert_error(got: &(StatusCode, Value), status: u16, code: &str) {
 #[track_caller]
 pub fn assert_field(got: &(StatusCode, Value), field: &str, reason: &str) {
     assert_error(got, 422, "validation_failed");
-    let fields = got.1["error"]["details"]["fields"]
-        .as_array()
-        .expect("details.fields");
+    let fields = got.1["error"]["details"]["fields"].as_array().expect("details.fields");
     assert!(
-        fields
-            .iter()
-            .any(|f| f["field"] == field && f["reason"] == reason),
+        fields.iter().any(|f| f["field"] == field && f["reason"] == reason),
         "expected {field}/{reason} in {}",
         got.1
     );
@@ -355,12 +317,7 @@ pub fn assert_field(got: &(StatusCode, Value), field: &str, reason: &str) {
 
 /// Reads a test fixture.
 pub fn fixture(name: &str) -> String {
-    std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/api/fixtures")
-            .join(name),
-    )
-    .unwrap()
+    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/api/fixtures").join(name)).unwrap()
 }
 
 /// A browser-like Web Push subscription body for `endpoint`.

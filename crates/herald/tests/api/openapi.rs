@@ -14,15 +14,7 @@ fn committed_openapi_matches_the_code() {
         "openapi.json is stale: run `HERALD_UPDATE_OPENAPI=1 ./scripts/test openapi` and commit it"
     );
     let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
-    for path in [
-        "/v1/channels",
-        "/v1/me/subscriptions",
-        "/admin/v1/accounts",
-        "/v1/topics/{name}/subscriptions",
-    ] {
-        assert!(
-            doc["paths"].get(path).is_some(),
-            "{path} missing from the document"
-        );
+    for path in ["/v1/channels", "/v1/me/subscriptions", "/admin/v1/accounts", "/v1/topics/{name}/subscriptions"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing from the document");
     }
 }

@@ -31,10 +31,7 @@ fn verify_header(header: &str, key: &VapidKey) -> Value {
         .verify(signing_input.as_bytes(), &signature)
         .expect("signature verifies");
     let (header_b64, claims_b64) = signing_input.split_once('.').unwrap();
-    assert_eq!(
-        decode_json(header_b64),
-        json!({"typ": "JWT", "alg": "ES256"})
-    );
+    assert_eq!(decode_json(header_b64), json!({"typ": "JWT", "alg": "ES256"}));
     decode_json(claims_b64)
 }
 
@@ -49,10 +46,7 @@ fn authorization_is_a_valid_es256_jwt_with_claims() {
     let key = key();
     let header = key.authorization(AUD, SUBJECT, 1_700_000_000).unwrap();
     let claims = verify_header(&header, &key);
-    assert_eq!(
-        claims,
-        json!({"aud": AUD, "exp": 1_700_000_000u64, "sub": SUBJECT})
-    );
+    assert_eq!(claims, json!({"aud": AUD, "exp": 1_700_000_000u64, "sub": SUBJECT}));
 }
 
 #[test]
@@ -76,25 +70,13 @@ fn raw_key_round_trip() {
 
 #[test]
 fn bad_inputs_are_rejected() {
-    assert!(matches!(
-        VapidKey::from_pkcs8(b"not a key"),
-        Err(VapidError::InvalidKey(_))
-    ));
+    assert!(matches!(VapidKey::from_pkcs8(b"not a key"), Err(VapidError::InvalidKey(_))));
     let key = key();
-    for subject in [
-        "",
-        "ops@example.com",
-        "mailto:",
-        "http://example.com",
-        "https://",
-    ] {
+    for subject in ["", "ops@example.com", "mailto:", "http://example.com", "https://"] {
         let result = key.authorization(AUD, subject, 1);
         assert_eq!(result, Err(VapidError::InvalidSubject), "{subject}");
     }
-    assert!(
-        key.authorization(AUD, "https://example.com/contact", 1)
-            .is_ok()
-    );
+    assert!(key.authorization(AUD, "https://example.com/contact", 1).is_ok());
     assert!(VapidCache::new(self::key(), "nobody").is_err());
 }
 
@@ -121,19 +103,14 @@ fn cache_reuses_until_one_hour_before_expiry() {
     assert_ne!(refreshed, first);
     let claims = verify_header(&refreshed, cache.key());
     assert_eq!(claims["exp"], last_reuse + 1 + TOKEN_LIFETIME_SECS);
-    assert_eq!(
-        cache.authorization_at(AUD, last_reuse + 2).unwrap(),
-        refreshed
-    );
+    assert_eq!(cache.authorization_at(AUD, last_reuse + 2).unwrap(), refreshed);
 }
 
 #[test]
 fn cache_is_per_audience() {
     let cache = VapidCache::new(key(), SUBJECT).unwrap();
     let fcm = cache.authorization_at(AUD, 10).unwrap();
-    let moz = cache
-        .authorization_at("https://updates.push.services.mozilla.com", 10)
-        .unwrap();
+    let moz = cache.authorization_at("https://updates.push.services.mozilla.com", 10).unwrap();
     assert_ne!(fcm, moz);
     let claims = verify_header(&moz, cache.key());
     assert_eq!(claims["aud"], "https://updates.push.services.mozilla.com");
@@ -145,29 +122,18 @@ fn cache_is_per_audience() {
 fn cache_size_is_bounded() {
     let cache = VapidCache::new(key(), SUBJECT).unwrap();
     for i in 0..=MAX_CACHED_AUDIENCES {
-        cache
-            .authorization_at(&format!("https://h{i}.notify.windows.com"), i as u64)
-            .unwrap();
+        cache.authorization_at(&format!("https://h{i}.notify.windows.com"), i as u64).unwrap();
     }
     let tokens = cache.tokens.lock().unwrap();
     assert_eq!(tokens.len(), MAX_CACHED_AUDIENCES);
-    assert!(
-        !tokens.contains_key("https://h0.notify.windows.com"),
-        "oldest evicted"
-    );
+    assert!(!tokens.contains_key("https://h0.notify.windows.com"), "oldest evicted");
 }
 
 #[test]
 fn audience_origin_drops_path_and_default_port() {
     let cases = [
-        (
-            "https://fcm.googleapis.com/fcm/send/abc?x=1",
-            "https://fcm.googleapis.com",
-        ),
-        (
-            "https://FCM.googleapis.com:443/x",
-            "https://fcm.googleapis.com",
-        ),
+        ("https://fcm.googleapis.com/fcm/send/abc?x=1", "https://fcm.googleapis.com"),
+        ("https://FCM.googleapis.com:443/x", "https://fcm.googleapis.com"),
         ("https://push.example:8443/x", "https://push.example:8443"),
         ("http://127.0.0.1:8080/push/1", "http://127.0.0.1:8080"),
         ("http://127.0.0.1:80/push/1", "http://127.0.0.1"),

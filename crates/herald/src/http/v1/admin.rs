@@ -45,10 +45,7 @@ pub async fn create(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<CreateAccount>,
 ) -> ApiResult<(StatusCode, Json<AccountCreated>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(app.svc.create_account(&req.name, req.dev_mode).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(app.svc.create_account(&req.name, req.dev_mode).await?)))
 }
 
 /// Lists accounts.
@@ -59,24 +56,14 @@ pub async fn list(
     State(app): State<AppState>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<ListResponse<Account>>> {
-    let page = app
-        .svc
-        .list_accounts(parse_cursor(q.cursor.as_deref())?, page_limit(q.limit))
-        .await?;
-    Ok(Json(ListResponse {
-        data: page.items,
-        next_cursor: page.next_cursor,
-    }))
+    let page = app.svc.list_accounts(parse_cursor(q.cursor.as_deref())?, page_limit(q.limit)).await?;
+    Ok(Json(ListResponse { data: page.items, next_cursor: page.next_cursor }))
 }
 
 /// One account.
 #[utoipa::path(get, path = "/admin/v1/accounts/{id}", tag = "admin",
     responses((status = 200, body = Account), (status = 404, body = crate::http::openapi::ErrorBody)), security(("admin_token" = [])))]
-pub async fn get_one(
-    _: Admin,
-    State(app): State<AppState>,
-    ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Account>> {
+pub async fn get_one(_: Admin, State(app): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<Json<Account>> {
     Ok(Json(app.svc.get_account(id).await?))
 }
 
@@ -94,9 +81,7 @@ pub async fn update(
         .as_deref()
         .map(|s| parse_enum("status", s, AccountStatus::parse, AccountStatus::expected))
         .transpose()?;
-    Ok(Json(
-        app.svc.update_account(id, status, req.dev_mode).await?,
-    ))
+    Ok(Json(app.svc.update_account(id, status, req.dev_mode).await?))
 }
 
 pub(super) fn router() -> Router<AppState> {

@@ -36,12 +36,7 @@ impl ChannelRequest {
             .as_deref()
             .map(|t| parse_enum("type", t, ChannelType::parse, ChannelType::expected))
             .transpose()?;
-        Ok(ChannelInput {
-            name: self.name,
-            channel_type,
-            config: self.config,
-            is_default: self.is_default,
-        })
+        Ok(ChannelInput { name: self.name, channel_type, config: self.config, is_default: self.is_default })
     }
 }
 
@@ -53,10 +48,7 @@ pub async fn create(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<ChannelRequest>,
 ) -> ApiResult<(StatusCode, Json<ChannelView>)> {
-    let channel = app
-        .svc
-        .create_channel(account.id, req.into_input()?)
-        .await?;
+    let channel = app.svc.create_channel(account.id, req.into_input()?).await?;
     Ok((StatusCode::CREATED, Json(ChannelView::from(&channel))))
 }
 
@@ -66,17 +58,8 @@ pub async fn list(
     Backend(account): Backend,
     State(app): State<AppState>,
 ) -> ApiResult<Json<ListResponse<ChannelView>>> {
-    let data = app
-        .svc
-        .list_channels(account.id)
-        .await?
-        .iter()
-        .map(ChannelView::from)
-        .collect();
-    Ok(Json(ListResponse {
-        data,
-        next_cursor: None,
-    }))
+    let data = app.svc.list_channels(account.id).await?.iter().map(ChannelView::from).collect();
+    Ok(Json(ListResponse { data, next_cursor: None }))
 }
 
 /// One channel, with its health.
@@ -86,9 +69,7 @@ pub async fn get_one(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ChannelView>> {
-    Ok(Json(ChannelView::from(
-        &app.svc.channel(account.id, &id).await?,
-    )))
+    Ok(Json(ChannelView::from(&app.svc.channel(account.id, &id).await?)))
 }
 
 /// Renames, reconfigures, or makes a channel the default.
@@ -99,10 +80,7 @@ pub async fn update(
     ApiPath(id): ApiPath<String>,
     JsonBody(req): JsonBody<ChannelRequest>,
 ) -> ApiResult<Json<ChannelView>> {
-    let channel = app
-        .svc
-        .update_channel(account.id, &id, req.into_input()?)
-        .await?;
+    let channel = app.svc.update_channel(account.id, &id, req.into_input()?).await?;
     Ok(Json(ChannelView::from(&channel)))
 }
 
@@ -120,8 +98,5 @@ pub async fn remove(
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/channels", get(list).post(create))
-        .route(
-            "/v1/channels/{id}",
-            get(get_one).patch(update).delete(remove),
-        )
+        .route("/v1/channels/{id}", get(get_one).patch(update).delete(remove))
 }

@@ -46,14 +46,7 @@ pub async fn create_key(
     JsonBody(req): JsonBody<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<KeyCreated>)> {
     let kind = parse_enum("kind", &req.kind, KeyKind::parse, KeyKind::expected)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            app.svc
-                .create_key(account.id, kind, req.channel_id.as_deref())
-                .await?,
-        ),
-    ))
+    Ok((StatusCode::CREATED, Json(app.svc.create_key(account.id, kind, req.channel_id.as_deref()).await?)))
 }
 
 /// Lists the account's keys (prefixes only).
@@ -62,10 +55,7 @@ pub async fn list_keys(
     Backend(account): Backend,
     State(app): State<AppState>,
 ) -> ApiResult<Json<ListResponse<ApiKey>>> {
-    Ok(Json(ListResponse {
-        data: app.svc.list_keys(account.id).await?,
-        next_cursor: None,
-    }))
+    Ok(Json(ListResponse { data: app.svc.list_keys(account.id).await?, next_cursor: None }))
 }
 
 /// Revokes a key at once.
@@ -87,20 +77,8 @@ pub async fn create_signing_key(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<CreateSigningKey>,
 ) -> ApiResult<(StatusCode, Json<SigningKey>)> {
-    let alg = parse_enum(
-        "algorithm",
-        &req.algorithm,
-        SigningAlgorithm::parse,
-        SigningAlgorithm::expected,
-    )?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            app.svc
-                .create_signing_key(account.id, alg, &req.public_key_pem)
-                .await?,
-        ),
-    ))
+    let alg = parse_enum("algorithm", &req.algorithm, SigningAlgorithm::parse, SigningAlgorithm::expected)?;
+    Ok((StatusCode::CREATED, Json(app.svc.create_signing_key(account.id, alg, &req.public_key_pem).await?)))
 }
 
 /// Lists signing keys.
@@ -109,10 +87,7 @@ pub async fn list_signing_keys(
     Backend(account): Backend,
     State(app): State<AppState>,
 ) -> ApiResult<Json<ListResponse<SigningKey>>> {
-    Ok(Json(ListResponse {
-        data: app.svc.list_signing_keys(account.id).await?,
-        next_cursor: None,
-    }))
+    Ok(Json(ListResponse { data: app.svc.list_signing_keys(account.id).await?, next_cursor: None }))
 }
 
 /// Deletes a signing key.
@@ -134,14 +109,7 @@ pub async fn create_session(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<CreateSession>,
 ) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            app.svc
-                .create_session(account.id, &req.user, req.ttl_seconds)
-                .await?,
-        ),
-    ))
+    Ok((StatusCode::CREATED, Json(app.svc.create_session(account.id, &req.user, req.ttl_seconds).await?)))
 }
 
 /// Ends a session.
@@ -159,10 +127,7 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/keys", get(list_keys).post(create_key))
         .route("/v1/keys/{id}", delete(revoke_key))
-        .route(
-            "/v1/signing-keys",
-            get(list_signing_keys).post(create_signing_key),
-        )
+        .route("/v1/signing-keys", get(list_signing_keys).post(create_signing_key))
         .route("/v1/signing-keys/{id}", delete(delete_signing_key))
         .route("/v1/sessions", post(create_session))
         .route("/v1/sessions/{session_id}", delete(delete_session))

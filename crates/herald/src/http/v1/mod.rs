@@ -27,11 +27,6 @@ pub(crate) fn parse_enum<T>(
     parse: fn(&str) -> Option<T>,
     expected: fn() -> String,
 ) -> Result<T, ServiceError> {
-    parse(value).ok_or_else(|| {
-        ServiceError::invalid(
-            field,
-            "invalid",
-            format!("{field} must be one of {}", expected()),
-        )
-    })
+    parse(value)
+        .ok_or_else(|| ServiceError::invalid(field, "invalid", format!("{field} must be one of {}", expected())))
 }

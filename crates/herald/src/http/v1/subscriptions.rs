@@ -7,9 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use herald_core::model::{Environment, SubscriptionKind, SubscriptionStatus};
-use herald_core::service::{
-    Registration, SubscriptionView, page_limit, parse_cursor, parse_status,
-};
+use herald_core::service::{Registration, SubscriptionView, page_limit, parse_cursor, parse_status};
 use herald_core::store::{SubscriptionFilter, SubscriptionPatch};
 use serde::Deserialize;
 use serde_json::Value;
@@ -57,12 +55,7 @@ pub struct ListQuery {
 
 type Created = (StatusCode, Json<SubscriptionView>);
 
-async fn register(
-    app: &AppState,
-    account_id: i64,
-    user: &str,
-    req: RegisterSubscription,
-) -> ApiResult<Created> {
+async fn register(app: &AppState, account_id: i64, user: &str, req: RegisterSubscription) -> ApiResult<Created> {
     let reg = Registration {
         channel_id: req.channel_id,
         identifier: req.identifier,
@@ -70,14 +63,7 @@ async fn register(
         kind: req
             .kind
             .as_deref()
-            .map(|k| {
-                parse_enum(
-                    "kind",
-                    k,
-                    SubscriptionKind::parse,
-                    SubscriptionKind::expected,
-                )
-            })
+            .map(|k| parse_enum("kind", k, SubscriptionKind::parse, SubscriptionKind::expected))
             .transpose()?,
         environment: req
             .environment
@@ -87,11 +73,7 @@ async fn register(
         topics: req.topics,
     };
     let up = app.svc.register_subscription(account_id, user, reg).await?;
-    let status = if up.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = if up.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(SubscriptionView::from(&up.value))))
 }
 
@@ -127,25 +109,10 @@ async fn patch(
     let status = req
         .status
         .as_deref()
-        .map(|s| {
-            parse_enum(
-                "status",
-                s,
-                SubscriptionStatus::parse,
-                SubscriptionStatus::expected,
-            )
-        })
+        .map(|s| parse_enum("status", s, SubscriptionStatus::parse, SubscriptionStatus::expected))
         .transpose()?;
-    let patch = SubscriptionPatch {
-        muted: req.muted,
-        topics: req.topics,
-        status,
-    };
-    Ok(Json(SubscriptionView::from(
-        &app.svc
-            .update_subscription(account_id, id, user, patch)
-            .await?,
-    )))
+    let patch = SubscriptionPatch { muted: req.muted, topics: req.topics, status };
+    Ok(Json(SubscriptionView::from(&app.svc.update_subscription(account_id, id, user, patch).await?)))
 }
 
 /// Registers a subscription for a user: 201 when created, 200 when it existed (updated and reactivated).
@@ -181,9 +148,7 @@ pub async fn get_one(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(
-        &app.svc.get_subscription(account.id, id, None).await?,
-    )))
+    Ok(Json(SubscriptionView::from(&app.svc.get_subscription(account.id, id, None).await?)))
 }
 
 /// Mutes, re-topics, or (de)activates a subscription.
@@ -216,9 +181,7 @@ pub async fn add_topic(
     State(app): State<AppState>,
     ApiPath((id, name)): ApiPath<(i64, String)>,
 ) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(
-        &app.svc.set_topic(account.id, id, None, &name, true).await?,
-    )))
+    Ok(Json(SubscriptionView::from(&app.svc.set_topic(account.id, id, None, &name, true).await?)))
 }
 
 /// Removes a topic from a subscription (idempotent).
@@ -228,11 +191,7 @@ pub async fn remove_topic(
     State(app): State<AppState>,
     ApiPath((id, name)): ApiPath<(i64, String)>,
 ) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(
-        &app.svc
-            .set_topic(account.id, id, None, &name, false)
-            .await?,
-    )))
+    Ok(Json(SubscriptionView::from(&app.svc.set_topic(account.id, id, None, &name, false).await?)))
 }
 
 /// Subscriptions carrying a topic.
@@ -279,11 +238,7 @@ pub async fn get_me(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(
-        &app.svc
-            .get_subscription(c.account.id, id, Some(&c.external_id))
-            .await?,
-    )))
+    Ok(Json(SubscriptionView::from(&app.svc.get_subscription(c.account.id, id, Some(&c.external_id)).await?)))
 }
 
 /// Changes one of the calling user's subscriptions.
@@ -306,9 +261,7 @@ pub async fn delete_me(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    app.svc
-        .delete_subscription(c.account.id, id, Some(&c.external_id))
-        .await?;
+    app.svc.delete_subscription(c.account.id, id, Some(&c.external_id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -320,11 +273,7 @@ pub async fn add_topic_me(
     State(app): State<AppState>,
     ApiPath((id, name)): ApiPath<(i64, String)>,
 ) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(
-        &app.svc
-            .set_topic(c.account.id, id, Some(&c.external_id), &name, true)
-            .await?,
-    )))
+    Ok(Json(SubscriptionView::from(&app.svc.set_topic(c.account.id, id, Some(&c.external_id), &name, true).await?)))
 }
 
 /// Removes a topic from one of the calling user's subscriptions.
@@ -335,35 +284,16 @@ pub async fn remove_topic_me(
     State(app): State<AppState>,
     ApiPath((id, name)): ApiPath<(i64, String)>,
 ) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(
-        &app.svc
-            .set_topic(c.account.id, id, Some(&c.external_id), &name, false)
-            .await?,
-    )))
+    Ok(Json(SubscriptionView::from(&app.svc.set_topic(c.account.id, id, Some(&c.external_id), &name, false).await?)))
 }
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/v1/users/{user}/subscriptions",
-            get(list_for_user).post(register_for_user),
-        )
-        .route(
-            "/v1/subscriptions/{id}",
-            get(get_one).patch(patch_one).delete(delete_one),
-        )
-        .route(
-            "/v1/subscriptions/{id}/topics/{name}",
-            put(add_topic).delete(remove_topic),
-        )
+        .route("/v1/users/{user}/subscriptions", get(list_for_user).post(register_for_user))
+        .route("/v1/subscriptions/{id}", get(get_one).patch(patch_one).delete(delete_one))
+        .route("/v1/subscriptions/{id}/topics/{name}", put(add_topic).delete(remove_topic))
         .route("/v1/topics/{name}/subscriptions", get(list_topic))
         .route("/v1/me/subscriptions", get(list_me).post(register_me))
-        .route(
-            "/v1/me/subscriptions/{id}",
-            get(get_me).patch(patch_me).delete(delete_me),
-        )
-        .route(
-            "/v1/me/subscriptions/{id}/topics/{name}",
-            put(add_topic_me).delete(remove_topic_me),
-        )
+        .route("/v1/me/subscriptions/{id}", get(get_me).patch(patch_me).delete(delete_me))
+        .route("/v1/me/subscriptions/{id}/topics/{name}", put(add_topic_me).delete(remove_topic_me))
 }

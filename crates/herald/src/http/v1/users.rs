@@ -28,15 +28,8 @@ pub async fn put(
     ApiPath(user): ApiPath<String>,
     JsonBody(req): JsonBody<PutUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    let up = app
-        .svc
-        .upsert_user(account.id, &user, req.properties)
-        .await?;
-    let status = if up.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let up = app.svc.upsert_user(account.id, &user, req.properties).await?;
+    let status = if up.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(up.value)))
 }
 
