@@ -4,10 +4,12 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod delivery;
 pub mod error;
 pub mod jwt;
 pub mod keys;
 pub mod model;
+pub mod outbox;
 pub mod service;
 pub mod store;
 pub mod validate;

@@ -207,3 +207,83 @@ pub struct Page<T> {
     /// Pass back as `cursor` to get the next page; `None` on the last page.
     pub next_cursor: Option<String>,
 }
+
+string_enum!(
+    /// Where one delivery stands.
+    DeliveryStatus {
+        Queued => "queued",
+        Sending => "sending",
+        Delivered => "delivered",
+        Failed => "failed",
+        Expired => "expired",
+        SkippedMuted => "skipped_muted",
+    }
+);
+string_enum!(
+    /// Progress of a broadcast's fan-out; direct sends have none.
+    FanoutStatus { None => "none", Pending => "pending", Done => "done" }
+);
+
+impl DeliveryStatus {
+    /// True once nothing more will happen to the delivery.
+    pub fn is_final(self) -> bool {
+        !matches!(self, DeliveryStatus::Queued | DeliveryStatus::Sending)
+    }
+}
+
+/// A notification as sent by a backend.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub id: String,
+    pub account_id: i64,
+    pub target: Value,
+    pub content: crate::delivery::Content,
+    pub options: crate::delivery::Options,
+    pub channel_filter: Option<Vec<String>>,
+    pub idempotency_key: Option<String>,
+    pub fanout_status: FanoutStatus,
+    pub fanout_cursor: i64,
+    pub fanout_count: i64,
+    pub created_at: Millis,
+    pub send_at: Millis,
+    pub expires_at: Millis,
+}
+
+/// One delivery row as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Delivery {
+    pub id: i64,
+    pub notification_id: String,
+    pub subscription_id: i64,
+    pub channel_id: String,
+    pub channel_type: ChannelType,
+    /// Stable across retries (APNs `apns-id`).
+    pub message_id: String,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub provider_status: Option<i64>,
+    pub provider_reason: Option<String>,
+    pub provider_message_id: Option<String>,
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub next_attempt_at: Millis,
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Millis,
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Millis,
+    #[serde(serialize_with = "serde_rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub delivered_at: Option<Millis>,
+}
+
+/// One entry of a user's inbox.
+#[derive(Debug, Clone)]
+pub struct InboxItem {
+    pub id: i64,
+    pub notification_id: String,
+    pub content: crate::delivery::Content,
+    pub created_at: Millis,
+    pub read_at: Option<Millis>,
+}

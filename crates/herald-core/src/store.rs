@@ -85,7 +85,7 @@ pub struct Upserted<T> {
 
 /// Herald's storage.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: crate::outbox::Outbox + Send + Sync + 'static {
     /// True when the database answers and migrations are applied.
     async fn ready(&self) -> StoreResult<()>;
 

@@ -3,8 +3,12 @@
 //! the same schema; only migrations and a few engine-specific statements differ.
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod sql;
 mod imp;
 mod migrate;
+mod outbox;
+mod outbox_rows;
 mod rows;
 
 use std::str::FromStr;

@@ -16,12 +16,18 @@ fn err(e: sqlx::migrate::MigrateError) -> StoreError {
 
 /// Applies the SQLite migrations.
 pub async fn sqlite(pool: &SqlitePool) -> Result<(), StoreError> {
-    let migrations = vec![migration(1, "registry", include_str!("../migrations/sqlite/0001_registry.sql"))];
+    let migrations = vec![
+        migration(1, "registry", include_str!("../migrations/sqlite/0001_registry.sql")),
+        migration(2, "delivery", include_str!("../migrations/sqlite/0002_delivery.sql")),
+    ];
     Migrator::with_migrations(migrations).run(pool).await.map_err(err)
 }
 
 /// Applies the PostgreSQL migrations.
 pub async fn postgres(pool: &PgPool) -> Result<(), StoreError> {
-    let migrations = vec![migration(1, "registry", include_str!("../migrations/postgres/0001_registry.sql"))];
+    let migrations = vec![
+        migration(1, "registry", include_str!("../migrations/postgres/0001_registry.sql")),
+        migration(2, "delivery", include_str!("../migrations/postgres/0002_delivery.sql")),
+    ];
     Migrator::with_migrations(migrations).run(pool).await.map_err(err)
 }

@@ -84,7 +84,10 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        let config: Config = figment.merge(Env::prefixed("HERALD_")).extract().map_err(describe)?;
+        // Only known settings are taken from the environment: other HERALD_* variables (a test
+        // harness's, a wrapper script's) are not configuration and must not stop start-up.
+        let env = Env::prefixed("HERALD_").only(SETTINGS);
+        let config: Config = figment.merge(env).extract().map_err(describe)?;
         config.validate()?;
         Ok(config)
     }
@@ -136,6 +139,19 @@ fn describe(e: figment::Error) -> String {
 mod tests {
     use super::*;
 
+    /// Env filtering is checked through figment directly, since `std::env::set_var` is unsafe
+    /// in a multi-threaded test binary and the crate forbids `unsafe`.
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
+    fn unsafe_free_env_check() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HERALD_TEST_PG_URL", "postgres://elsewhere/test");
+            jail.set_env("HERALD_LISTEN", "127.0.0.1:9999");
+            let c = Config::load(None).map_err(figment::Error::from)?;
+            assert_eq!(c.listen.to_string(), "127.0.0.1:9999");
+            Ok(())
+        });
+    }
+
     fn load_file(toml: &str) -> Result<Config, String> {
         let dir = std::env::temp_dir().join(format!("herald-config-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -173,6 +189,11 @@ mod tests {
             assert!(err.contains(setting), "{toml}: {err}");
         }
         assert!(Config::load(Some(Path::new("/no/such/herald.toml"))).unwrap_err().contains("does not exist"));
+    }
+
+    #[test]
+    fn unrelated_herald_variables_are_ignored() {
+        unsafe_free_env_check();
     }
 
     #[test]
