@@ -97,6 +97,6 @@ pub enum StoreError {
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
     /// Any other database failure, with its source.
-    #[error("database error")]
-    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("database error: {0}")]
+    Database(Box<dyn std::error::Error + Send + Sync>),
 }

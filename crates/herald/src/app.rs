@@ -1,9 +1,19 @@
-//! Process lifecycle: open storage, bind, serve until SIGTERM/Ctrl-C, then drain.
+//! Process lifecycle: open storage, build the providers and the delivery engine, bind, serve
+//! until SIGTERM/Ctrl-C, then drain: stop accepting, finish in-flight deliveries, release leases.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use herald_core::Service;
+use herald_core::delivery::Provider;
+use herald_core::delivery::engine::{Engine, Providers};
+use herald_core::model::ChannelType;
+use herald_providers::http::ProviderSettings;
+use herald_providers::ssrf::OutboundPolicy;
+use herald_providers::webpush::provider::WebPushProvider;
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
 use crate::http::{AppState, router};
@@ -14,16 +24,39 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
+    engine: Option<Arc<Engine>>,
+    grace: Duration,
+}
+
+/// Builds the providers every channel type is delivered with.
+pub fn providers(config: &Config, policy: Arc<OutboundPolicy>) -> Result<Providers, String> {
+    let settings =
+        ProviderSettings { request_timeout: Duration::from_millis(config.provider_timeout_ms), ..Default::default() };
+    let web_push =
+        WebPushProvider::new(policy, &settings).map_err(|e| format!("cannot build the Web Push client: {e}"))?;
+    let mut map: HashMap<ChannelType, Arc<dyn Provider>> = HashMap::new();
+    map.insert(ChannelType::WebPush, Arc::new(web_push));
+    Ok(map)
+}
+
+/// Opens storage and builds the service layer with its delivery seam.
+pub async fn service(config: &Config, max_connections: u32) -> Result<(Service, Arc<Providers>, Arc<Notify>), String> {
+    let store = herald_store::open(&config.database_url, max_connections)
+        .await
+        .map_err(|e| format!("cannot open database: {}", chain(&e)))?;
+    let networks = herald_providers::ssrf::parse_networks(&config.outbound_allow).map_err(|e| e.to_string())?;
+    let outbound = Outbound::new(networks);
+    let providers = Arc::new(providers(config, Arc::new(outbound.0.clone()))?);
+    let wake = Arc::new(Notify::new());
+    let svc = Service::new(store, Arc::new(outbound)).with_delivery(providers.clone(), wake.clone());
+    Ok((svc, providers, wake))
 }
 
 impl App {
-    /// Opens the database (applying migrations) and binds the listener.
+    /// Opens the database (applying migrations), builds the engine and binds the listener.
     pub async fn build(config: &Config) -> Result<App, String> {
-        let store = herald_store::open(&config.database_url, config.database_max_connections)
-            .await
-            .map_err(|e| format!("cannot open database: {}", chain(&e)))?;
-        let networks = herald_providers::ssrf::parse_networks(&config.outbound_allow).map_err(|e| e.to_string())?;
-        let svc = Service::new(store, Arc::new(Outbound::new(networks)));
+        let (svc, providers, wake) = service(config, config.database_max_connections).await?;
+        let engine = config.workers.then(|| Engine::new(svc.store().clone(), providers, config.engine(), wake));
         let listener =
             TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         // With port 0 the public URL must name the port actually bound.
@@ -35,7 +68,7 @@ impl App {
         let admin_token = (!config.admin_token.is_empty()).then(|| Arc::from(config.admin_token.as_str()));
         let state = AppState { svc, admin_token, public_url: Arc::from(public_url) };
         let router = router(state.clone(), config.max_body_bytes);
-        Ok(App { listener, router, state })
+        Ok(App { listener, router, state, engine, grace: Duration::from_secs(config.shutdown_grace_seconds) })
     }
 
     /// The port actually bound (useful with port 0).
@@ -48,13 +81,23 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// Serves until `shutdown` resolves, then lets in-flight requests and deliveries finish.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(addr = %self.listener.local_addr()?, "herald listening");
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+        tracing::info!(addr = %self.listener.local_addr()?, workers = self.engine.is_some(), "herald listening");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let engine = self.engine.map(|e| tokio::spawn(e.run(stop_rx, self.grace)));
+        let signal = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(signal).await;
+        if let Some(engine) = engine {
+            let _ = engine.await;
+        }
+        served
     }
 
     /// Serves until SIGTERM or Ctrl-C.

@@ -39,6 +39,8 @@ pub enum Command {
     /// VAPID keys.
     #[command(subcommand)]
     Vapid(VapidCmd),
+    /// Send a notification to a user (queued durably; a running `herald serve` delivers it).
+    Send(SendArgs),
     /// Print the commented default configuration.
     Config,
     /// Print the OpenAPI document.
@@ -85,6 +87,26 @@ pub struct ChannelCreate {
     pub config_json: Option<String>,
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `herald send`.
+#[derive(Args)]
+pub struct SendArgs {
+    #[arg(long)]
+    pub account: i64,
+    /// The user's external id.
+    #[arg(long)]
+    pub user: String,
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Where a click leads.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Seconds the push services may hold it (default 4 weeks).
+    #[arg(long)]
+    pub ttl: Option<u32>,
 }
 
 /// `herald vapid …`
@@ -135,6 +157,7 @@ async fn dispatch(cli: Cli) -> Result<(), String> {
                 }
                 Command::Account(cmd) => account(&config, cmd).await,
                 Command::Channel(ChannelCmd::Create(args)) => channel(&config, args).await,
+                Command::Send(args) => send(&config, args).await,
                 Command::Config | Command::Openapi | Command::Vapid(_) => {
                     unreachable!("handled above")
                 }
@@ -144,11 +167,7 @@ async fn dispatch(cli: Cli) -> Result<(), String> {
 }
 
 async fn service(config: &Config) -> Result<Service, String> {
-    let store = herald_store::open(&config.database_url, 2)
-        .await
-        .map_err(|e| format!("cannot open database: {}", chain(&e)))?;
-    let networks = herald_providers::ssrf::parse_networks(&config.outbound_allow).map_err(|e| e.to_string())?;
-    Ok(Service::new(store, std::sync::Arc::new(crate::outbound::Outbound::new(networks))))
+    Ok(crate::app::service(config, 2).await?.0)
 }
 
 fn describe(e: herald_core::ServiceError) -> String {
@@ -195,5 +214,27 @@ async fn channel(config: &Config, args: ChannelCreate) -> Result<(), String> {
             println!("vapid_public_key={k}");
         }
     }
+    Ok(())
+}
+
+async fn send(config: &Config, args: SendArgs) -> Result<(), String> {
+    use herald_core::delivery::{Content, Options};
+    use herald_core::service::{MAX_TTL, SendRequest, SendTarget};
+    let svc = service(config).await?;
+    svc.get_account(args.account).await.map_err(describe)?;
+    let content = Content { title: args.title, body: args.body, url: args.url, ..Default::default() };
+    let options = Options { ttl: args.ttl.unwrap_or(MAX_TTL), ..Default::default() };
+    let fingerprint = json!({"cli": [&args.user, &content.title, &content.body]}).to_string();
+    let req = SendRequest {
+        to: SendTarget::User(args.user),
+        content,
+        options,
+        send_at: None,
+        channels: None,
+        idempotency_key: None,
+        request_fingerprint: fingerprint,
+    };
+    let (_, accepted) = svc.send_notification(args.account, req).await.map_err(describe)?;
+    println!("{}", serde_json::to_string_pretty(&accepted).map_err(|e| e.to_string())?);
     Ok(())
 }

@@ -24,6 +24,17 @@ pub struct Config {
     pub outbound_allow: String,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
+    pub workers: bool,
+    pub delivery_batch: u32,
+    pub delivery_max_in_flight: usize,
+    pub delivery_per_host: usize,
+    pub delivery_lease_seconds: u64,
+    pub delivery_max_attempts: u32,
+    pub delivery_retry_base_ms: u64,
+    pub delivery_retry_max_seconds: u64,
+    pub delivery_poll_ms: u64,
+    pub provider_timeout_ms: u64,
+    pub shutdown_grace_seconds: u64,
 }
 
 /// How logs are written.
@@ -67,6 +78,17 @@ const SETTINGS: &[&str] = &[
     "outbound_allow",
     "max_body_bytes",
     "log_format",
+    "workers",
+    "delivery_batch",
+    "delivery_max_in_flight",
+    "delivery_per_host",
+    "delivery_lease_seconds",
+    "delivery_max_attempts",
+    "delivery_retry_base_ms",
+    "delivery_retry_max_seconds",
+    "delivery_poll_ms",
+    "provider_timeout_ms",
+    "shutdown_grace_seconds",
 ];
 
 impl Config {
@@ -111,9 +133,39 @@ impl Config {
         if self.max_body_bytes < 1024 {
             return Err("invalid setting `max_body_bytes`: must be at least 1024".into());
         }
+        let positive = [
+            ("delivery_batch", self.delivery_batch as u64),
+            ("delivery_max_in_flight", self.delivery_max_in_flight as u64),
+            ("delivery_per_host", self.delivery_per_host as u64),
+            ("delivery_max_attempts", self.delivery_max_attempts as u64),
+            ("delivery_poll_ms", self.delivery_poll_ms),
+            ("provider_timeout_ms", self.provider_timeout_ms),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("invalid setting `{name}`: must be at least 1"));
+        }
+        if self.delivery_lease_seconds * 1000 <= self.provider_timeout_ms {
+            return Err("invalid setting `delivery_lease_seconds`: must exceed provider_timeout_ms".into());
+        }
         herald_providers::ssrf::parse_networks(&self.outbound_allow)
             .map_err(|e| format!("invalid setting `outbound_allow`: {e}"))?;
         Ok(())
+    }
+
+    /// The delivery engine's tuning.
+    pub fn engine(&self) -> herald_core::delivery::engine::EngineConfig {
+        use std::time::Duration;
+        herald_core::delivery::engine::EngineConfig {
+            batch: self.delivery_batch,
+            max_in_flight: self.delivery_max_in_flight,
+            per_host: self.delivery_per_host,
+            lease: Duration::from_secs(self.delivery_lease_seconds),
+            max_attempts: self.delivery_max_attempts,
+            retry_base: Duration::from_millis(self.delivery_retry_base_ms),
+            retry_max: Duration::from_secs(self.delivery_retry_max_seconds),
+            poll: Duration::from_millis(self.delivery_poll_ms),
+            fanout_batch: 1000,
+        }
     }
 
     /// The public base URL without a trailing slash.

@@ -69,7 +69,7 @@ pub type Providers = HashMap<ChannelType, Arc<dyn Provider>>;
 /// The delivery engine of one process.
 pub struct Engine {
     store: Arc<dyn Store>,
-    providers: Providers,
+    providers: Arc<Providers>,
     config: EngineConfig,
     wake: Arc<Notify>,
     owner: String,
@@ -86,7 +86,12 @@ const CHANNEL_CACHE: Duration = Duration::from_secs(2);
 
 impl Engine {
     /// Builds an engine; `wake` is the handle the service layer notifies after each send.
-    pub fn new(store: Arc<dyn Store>, providers: Providers, config: EngineConfig, wake: Arc<Notify>) -> Arc<Engine> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        providers: Arc<Providers>,
+        config: EngineConfig,
+        wake: Arc<Notify>,
+    ) -> Arc<Engine> {
         let owner = format!("w{}", uuid::Uuid::new_v4().simple());
         Arc::new(Engine {
             store,

@@ -5,6 +5,7 @@ mod accounts;
 mod auth;
 mod channels;
 mod credentials;
+mod notifications;
 mod subscriptions;
 mod users;
 
@@ -14,8 +15,12 @@ pub use accounts::AccountCreated;
 pub use auth::ClientCtx;
 pub use channels::{ChannelInput, ChannelView};
 pub use credentials::{KeyCreated, SessionCreated};
+pub use notifications::{MAX_TTL, SendAccepted, SendRequest, SendTarget, notification_view};
 pub use subscriptions::{Registration, SubscriptionView, parse_status};
 
+use tokio::sync::Notify;
+
+use crate::delivery::engine::Providers;
 use crate::model::Page;
 use crate::store::Store;
 use crate::validate::EndpointPolicy;
@@ -30,13 +35,22 @@ pub const MAX_LIMIT: u32 = 200;
 pub struct Service {
     store: Arc<dyn Store>,
     endpoints: Arc<dyn EndpointPolicy>,
+    providers: Arc<Providers>,
+    wake: Arc<Notify>,
 }
 
 impl Service {
     /// Builds the service over a store, with the policy that decides which outbound URLs
     /// (Web Push endpoints, provider base URLs) may be stored.
     pub fn new(store: Arc<dyn Store>, endpoints: Arc<dyn EndpointPolicy>) -> Self {
-        Self { store, endpoints }
+        Self { store, endpoints, providers: Arc::new(Providers::new()), wake: Arc::new(Notify::new()) }
+    }
+
+    /// Adds the providers (for payload limits) and the handle that wakes the delivery engine.
+    pub fn with_delivery(mut self, providers: Arc<Providers>, wake: Arc<Notify>) -> Self {
+        self.providers = providers;
+        self.wake = wake;
+        self
     }
 
     /// The underlying store (for readiness checks and the delivery engine).

@@ -2,11 +2,11 @@
 //! `openapi.json` at the repository root is this document, committed; CI checks they match.
 
 use herald_core::model::*;
-use herald_core::service::{AccountCreated, ChannelView, KeyCreated, SessionCreated, SubscriptionView};
+use herald_core::service::{AccountCreated, ChannelView, KeyCreated, SendAccepted, SessionCreated, SubscriptionView};
 use utoipa::openapi::security::{ApiKey as ApiKeyScheme, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::v1::{admin, channels, credentials, subscriptions, users};
+use super::v1::{admin, channels, credentials, notifications, subscriptions, users};
 
 /// The error body of every `/v1` and `/admin/v1` failure (DESIGN.md section 4).
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -62,9 +62,11 @@ impl Modify for Security {
         subscriptions::patch_one, subscriptions::delete_one, subscriptions::add_topic, subscriptions::remove_topic,
         subscriptions::list_topic, subscriptions::register_me, subscriptions::list_me, subscriptions::get_me,
         subscriptions::patch_me, subscriptions::delete_me, subscriptions::add_topic_me, subscriptions::remove_topic_me,
+        notifications::send, notifications::get_one, notifications::list, notifications::subscription_deliveries,
+        notifications::my_inbox, notifications::my_read, notifications::user_inbox, notifications::user_read,
     ),
     components(schemas(ErrorBody, ErrorObject, Account, ApiKey, SigningKey, User, AccountCreated, KeyCreated,
-        SessionCreated, ChannelView, SubscriptionView))
+        SessionCreated, ChannelView, SubscriptionView, SendAccepted, Delivery))
 )]
 struct ApiDoc;
 

@@ -61,6 +61,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub db: DbConn,
+    /// The database the server uses (a path for SQLite).
+    pub database_url: String,
     db_kind: Arc<Db>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -78,6 +80,9 @@ impl TestApp {
 
     /// Starts a server after `tweak` adjusts its config.
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        // Server logs go to the test's output, shown when a test fails.
+        let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
         let (db_kind, database_url) = match backend {
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join(format!("herald-test-{}", unique()));
@@ -101,6 +106,12 @@ impl TestApp {
         config.database_max_connections = 8;
         config.admin_token = ADMIN_TOKEN.into();
         config.outbound_allow = "127.0.0.1/32".into();
+        // Fast retries and a short provider timeout keep outcome tests quick; the lease must
+        // still exceed the timeout.
+        config.delivery_retry_base_ms = 50;
+        config.delivery_poll_ms = 100;
+        config.provider_timeout_ms = 1000;
+        config.delivery_lease_seconds = 3;
         tweak(&mut config);
         let app = App::build(&config).await.expect("server builds");
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -120,6 +131,7 @@ impl TestApp {
             base,
             http: reqwest::Client::new(),
             db,
+            database_url,
             db_kind: Arc::new(db_kind),
             shutdown: Some(tx),
             server: Some(server),
@@ -235,6 +247,15 @@ impl TestApp {
         out
     }
 
+    /// Runs a statement on the test database.
+    pub async fn execute(&self, sql: &str) {
+        match &self.db {
+            DbConn::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(p).await.map(drop),
+            DbConn::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(p).await.map(drop),
+        }
+        .unwrap()
+    }
+
     /// Runs a scalar query on the test database.
     pub async fn scalar_i64(&self, sql: &str) -> i64 {
         match &self.db {
@@ -323,4 +344,29 @@ pub fn fixture(name: &str) -> String {
 /// A browser-like Web Push subscription body for `endpoint`.
 pub fn web_push_settings(endpoint: &str) -> Value {
     json!({"endpoint": endpoint, "p256dh": P256DH, "auth": AUTH})
+}
+
+impl TestApp {
+    /// Polls a notification until nothing is queued or in flight and any fan-out is done.
+    pub async fn wait_done(&self, sk: &str, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (status, n) = self.get(&format!("/v1/notifications/{id}?limit=200"), sk).await;
+            assert_eq!(status, 200, "{n}");
+            let busy = n["counts"]["queued"].as_i64().unwrap() + n["counts"]["sending"].as_i64().unwrap();
+            let fanning = n["fanout"]["status"] == "pending";
+            if busy == 0 && !fanning {
+                return n;
+            }
+            assert!(std::time::Instant::now() < deadline, "notification {id} did not settle: {n}");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Sends a notification and returns the 202 body.
+    pub async fn send(&self, sk: &str, body: Value) -> Value {
+        let (status, res) = self.post("/v1/notifications", sk, body).await;
+        assert_eq!(status, 202, "{res}");
+        res
+    }
 }

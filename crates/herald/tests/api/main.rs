@@ -6,5 +6,8 @@ mod accounts;
 mod bad_input;
 mod channels;
 mod credentials;
+mod delivery;
+mod mock_push;
 mod openapi;
+mod process;
 mod subscriptions;

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod channels;
 pub mod credentials;
+pub mod notifications;
 pub mod subscriptions;
 pub mod users;
 
@@ -18,6 +19,7 @@ pub(super) fn router() -> Router<AppState> {
         .merge(channels::router())
         .merge(users::router())
         .merge(subscriptions::router())
+        .merge(notifications::router())
 }
 
 /// Parses an enum field of a request body, naming the accepted values on failure.
