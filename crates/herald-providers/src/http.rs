@@ -7,11 +7,16 @@
 //! tests and benchmarks point channels at through their `endpoint` setting).
 
 use std::error::Error as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use herald_core::delivery::Outcome;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Client, ClientBuilder, Response, redirect};
+
+use crate::ssrf::OutboundPolicy;
 
 /// Answers larger than this are truncated when read: error bodies are a few hundred bytes, and
 /// a misbehaving endpoint must not make a worker buffer megabytes.
@@ -35,10 +40,37 @@ impl Default for ProviderSettings {
 
 /// The pooled clients providers send with: [`HttpClients::for_url`] picks the one that speaks
 /// HTTP/2 to a given URL. Cloning is cheap and shares the connection pools.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpClients {
     tls: Client,
     h2c: Client,
+    /// The SSRF guard for account-supplied base URLs; `None` only in unit tests.
+    policy: Option<Arc<OutboundPolicy>>,
+}
+
+impl std::fmt::Debug for HttpClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClients").field("guarded", &self.policy.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// Resolves names through the SSRF guard, so the address connected to is the one checked.
+/// (IP-literal URLs skip resolvers; [`HttpClients::admit`] and the Web Push provider check
+/// those before sending.)
+pub(crate) struct GuardedResolver(pub(crate) Arc<OutboundPolicy>);
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.0.clone();
+        Box::pin(async move {
+            // Port 0: the connector applies the URL's port to whatever we return.
+            let addr = policy
+                .resolve_host(name.as_str(), 0)
+                .await
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            Ok(Box::new(std::iter::once(SocketAddr::new(addr.ip(), 0))) as Addrs)
+        })
+    }
 }
 
 impl HttpClients {
@@ -47,7 +79,46 @@ impl HttpClients {
     /// # Errors
     /// If the TLS backend cannot be initialised (e.g. no usable root certificates).
     pub fn new(settings: &ProviderSettings) -> Result<Self, reqwest::Error> {
-        Ok(Self { tls: client_builder(settings, false).build()?, h2c: client_builder(settings, true).build()? })
+        Ok(Self {
+            tls: client_builder(settings, false).build()?,
+            h2c: client_builder(settings, true).build()?,
+            policy: None,
+        })
+    }
+
+    /// Builds both clients behind the SSRF guard: names resolve only to addresses the policy
+    /// allows, and [`HttpClients::admit`] refuses IP literals it does not.
+    pub fn guarded(settings: &ProviderSettings, policy: Arc<OutboundPolicy>) -> Result<Self, reqwest::Error> {
+        let build = |h2c| client_builder(settings, h2c).dns_resolver(Arc::new(GuardedResolver(policy.clone()))).build();
+        Ok(Self { tls: build(false)?, h2c: build(true)?, policy: Some(policy) })
+    }
+
+    /// Checks an account-supplied URL before a request: no credentials, `http` only to an
+    /// address inside the configured networks, and IP literals only where the guard allows.
+    /// (Names are checked at resolution.) A refusal is a channel configuration error.
+    pub fn admit(&self, url: &str) -> Result<(), Outcome> {
+        let Some(policy) = &self.policy else { return Ok(()) };
+        let refuse = |why: String| Outcome::ChannelError {
+            status: None,
+            reason: format!("outbound guard refused the endpoint: {why}"),
+        };
+        let parsed = url::Url::parse(url).map_err(|e| refuse(e.to_string()))?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(refuse("credentials in URL".into()));
+        }
+        let ip: Option<IpAddr> = match parsed.host() {
+            Some(url::Host::Ipv4(a)) => Some(a.into()),
+            Some(url::Host::Ipv6(a)) => Some(a.into()),
+            _ => None,
+        };
+        let inside = ip.is_some_and(|ip| policy.allowed_networks().iter().any(|n| n.contains(&ip)));
+        match (parsed.scheme(), ip) {
+            ("https", None) => Ok(()),
+            ("https", Some(ip)) if policy.is_allowed_ip(ip) => Ok(()),
+            ("http", Some(_)) if inside => Ok(()),
+            (scheme, Some(ip)) => Err(refuse(format!("{scheme} to {ip}"))),
+            (scheme, None) => Err(refuse(format!("{scheme} to a named host"))),
+        }
     }
 
     /// The client for `url`: cleartext HTTP/2 with prior knowledge for `http://` URLs (only

@@ -9,9 +9,10 @@ use herald_core::Service;
 use herald_core::delivery::Provider;
 use herald_core::delivery::engine::{Engine, Providers};
 use herald_core::model::ChannelType;
-use herald_providers::http::ProviderSettings;
+use herald_providers::http::{HttpClients, ProviderSettings};
 use herald_providers::ssrf::OutboundPolicy;
 use herald_providers::webpush::provider::WebPushProvider;
+use herald_providers::{ApnsProvider, FcmProvider};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
@@ -32,10 +33,15 @@ pub struct App {
 pub fn providers(config: &Config, policy: Arc<OutboundPolicy>) -> Result<Providers, String> {
     let settings =
         ProviderSettings { request_timeout: Duration::from_millis(config.provider_timeout_ms), ..Default::default() };
-    let web_push =
-        WebPushProvider::new(policy, &settings).map_err(|e| format!("cannot build the Web Push client: {e}"))?;
+    let web_push = WebPushProvider::new(policy.clone(), &settings)
+        .map_err(|e| format!("cannot build the Web Push client: {e}"))?;
+    // APNs and FCM share one pair of pooled HTTP/2 clients, behind the same SSRF guard: their
+    // base URLs (channel `endpoint`, FCM `token_uri`) are account-supplied.
+    let clients = HttpClients::guarded(&settings, policy).map_err(|e| format!("cannot build the HTTP clients: {e}"))?;
     let mut map: HashMap<ChannelType, Arc<dyn Provider>> = HashMap::new();
     map.insert(ChannelType::WebPush, Arc::new(web_push));
+    map.insert(ChannelType::Apns, Arc::new(ApnsProvider::with_clients(clients.clone())));
+    map.insert(ChannelType::Fcm, Arc::new(FcmProvider::with_clients(clients)));
     Ok(map)
 }
 

@@ -112,6 +112,7 @@ impl ApnsProvider {
             expiration: job.expires_at.div_euclid(1000),
         })
         .map_err(failed)?;
+        self.clients.admit(url)?;
         let request = self.clients.for_url(url).post(url).headers(headers).body(prepared.body);
         let response = request.send().await.map_err(|e| http::transport_failure("APNs", e))?;
         let status = response.status().as_u16();

@@ -81,6 +81,8 @@ impl FcmProvider {
         let body = serde_json::to_vec(&payload::request_body(&delivery, &content))
             .map_err(|e| Outcome::Failed { status: None, reason: format!("FCM payload: {e}") })?;
         let url = format!("{}/v1/projects/{}/messages:send", config.base_url, config.project_id);
+        self.clients.admit(config.token_uri)?;
+        self.clients.admit(&url)?;
         let token_client = self.clients.for_url(config.token_uri);
 
         let token = self.tokens.get(token_client, &config).await?;

@@ -3,7 +3,6 @@
 //! connection goes to the address the guard checked.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -13,32 +12,13 @@ use base64::engine::general_purpose::STANDARD;
 use herald_core::delivery::{Content, Job, Options, Outcome, Provider};
 use herald_core::model::SubscriptionKind;
 use reqwest::Client;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use serde_json::{Value, json};
 
 use super::crypto::{self, MAX_PLAINTEXT, UaKeys};
 use super::vapid::{VapidCache, VapidKey, audience_origin};
-use crate::http::{ProviderSettings, client_builder, read_body, retry_after, transport_failure};
+use crate::http::{GuardedResolver, ProviderSettings, client_builder, read_body, retry_after, transport_failure};
 use crate::json::merge_patch as merge;
 use crate::ssrf::OutboundPolicy;
-
-/// Resolves names through the SSRF guard, so the address connected to is the one checked.
-/// (IP-literal URLs skip resolvers; [`OutboundPolicy::check_parsed_url`] covers those.)
-struct GuardedResolver(Arc<OutboundPolicy>);
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.0.clone();
-        Box::pin(async move {
-            // Port 0: the connector applies the URL's port to whatever we return.
-            let addr = policy
-                .resolve_host(name.as_str(), 0)
-                .await
-                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
-            Ok(Box::new(std::iter::once(SocketAddr::new(addr.ip(), 0))) as Addrs)
-        })
-    }
-}
 
 /// Delivers to browsers' push services.
 pub struct WebPushProvider {

@@ -8,6 +8,7 @@ mod channels;
 mod credentials;
 mod delivery;
 mod mock_push;
+mod native_providers;
 mod openapi;
 mod process;
 mod subscriptions;
