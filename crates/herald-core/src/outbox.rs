@@ -9,6 +9,9 @@ use crate::delivery::Outcome;
 use crate::model::*;
 use crate::store::StoreResult;
 
+/// How long an `Idempotency-Key` replays its first response: 24 hours.
+pub const IDEMPOTENCY_WINDOW_MS: Millis = 24 * 3600 * 1000;
+
 /// A notification to insert.
 #[derive(Debug, Clone)]
 pub struct NewNotification {
@@ -99,10 +102,11 @@ pub struct DeliveryFilter {
 /// Storage for notifications and their deliveries.
 #[async_trait]
 pub trait Outbox: Send + Sync {
-    /// The stored request hash and response of an earlier send with this idempotency key.
-    async fn find_idempotent(&self, account_id: i64, key: &str) -> StoreResult<Option<(String, Value)>>;
-    /// Writes a notification with its delivery and inbox rows in one transaction. A repeated
-    /// idempotency key is a `Conflict`.
+    /// The stored request hash and response of a send with this idempotency key made at or
+    /// after `since`.
+    async fn find_idempotent(&self, account_id: i64, key: &str, since: Millis) -> StoreResult<Option<(String, Value)>>;
+    /// Writes a notification with its delivery and inbox rows in one transaction. A key older
+    /// than [`IDEMPOTENCY_WINDOW_MS`] is released first; a live repeated key is a `Conflict`.
     async fn insert_notification(
         &self,
         n: &NewNotification,

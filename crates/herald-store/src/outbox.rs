@@ -152,12 +152,14 @@ macro_rules! impl_outbox {
 
         #[async_trait]
         impl Outbox for $store {
-            async fn find_idempotent(&self, account_id: i64, key: &str) -> StoreResult<Option<(String, Value)>> {
+            async fn find_idempotent(&self, account_id: i64, key: &str, since: Millis) -> StoreResult<Option<(String, Value)>> {
                 let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-                    "SELECT request_hash, response FROM notifications WHERE account_id = $1 AND idempotency_key = $2",
+                    "SELECT request_hash, response FROM notifications WHERE account_id = $1 AND idempotency_key = $2 \
+                     AND created_at >= $3",
                 )
                 .bind(account_id)
                 .bind(key)
+                .bind(since)
                 .fetch_optional(self.writer())
                 .await
                 .map_err(db_err)?;
@@ -172,6 +174,19 @@ macro_rules! impl_outbox {
                 inbox_users: &[i64],
             ) -> StoreResult<()> {
                 let mut tx = self.writer().begin().await.map_err(db_err)?;
+                if let Some(key) = &n.idempotency_key {
+                    // A key past its window may be used again: release it from the old send.
+                    sqlx::query(
+                        "UPDATE notifications SET idempotency_key = NULL WHERE account_id = $1 AND idempotency_key = $2 \
+                         AND created_at < $3",
+                    )
+                    .bind(n.account_id)
+                    .bind(key)
+                    .bind(n.created_at - IDEMPOTENCY_WINDOW_MS)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                }
                 let fanout = if n.broadcast { FanoutStatus::Pending } else { FanoutStatus::None };
                 sqlx::query(
                     "INSERT INTO notifications (id, account_id, target, content, options, channel_filter, idempotency_key, \

@@ -115,8 +115,16 @@ impl Engine {
         self.dispatch_loop(&mut shutdown, in_flight.clone(), tx).await;
         // Wait for sends to finish: each holds a permit until its result is queued.
         let all = u32::try_from(self.config.max_in_flight).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(grace, in_flight.acquire_many(all)).await;
-        let _ = writer.await;
+        let finished = tokio::time::timeout(grace, in_flight.acquire_many(all)).await.is_ok();
+        if finished {
+            let _ = writer.await;
+        } else {
+            // Sends still running past the grace period are abandoned: the writer only ends when
+            // they do, so give it a moment for results already queued, then release the leases.
+            // A late result quotes a released lease and is ignored.
+            tracing::warn!("shutdown grace period over with sends in flight; releasing their leases");
+            let _ = tokio::time::timeout(Duration::from_millis(500), writer).await;
+        }
         let _ = fanout.await;
         match self.store.release_leases(&self.owner).await {
             Ok(n) if n > 0 => tracing::info!(released = n, "released leases of unfinished deliveries"),

@@ -217,7 +217,8 @@ impl Service {
     }
 
     async fn replay(&self, account_id: i64, key: &str, fingerprint: &str) -> Result<Option<Value>, ServiceError> {
-        let Some((hash, response)) = self.store.find_idempotent(account_id, key).await? else { return Ok(None) };
+        let since = now_ms() - crate::outbox::IDEMPOTENCY_WINDOW_MS;
+        let Some((hash, response)) = self.store.find_idempotent(account_id, key, since).await? else { return Ok(None) };
         if hash != fingerprint_hash(fingerprint) {
             return Err(ServiceError::Conflict {
                 message: "this Idempotency-Key was used with a different request".into(),

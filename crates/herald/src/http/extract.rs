@@ -176,3 +176,96 @@ where
         Ok(Admin)
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Randomised robustness of the parsers that face the network: whatever bytes arrive, they
+    //! answer with an error or a value, never a panic. Deterministic (seeded) so failures repeat.
+
+    use serde_json::{Value, json};
+
+    use super::parse_json;
+    use crate::http::v1::notifications::SendBody;
+    use crate::http::v1::subscriptions::RegisterSubscription;
+    use herald_core::model::ChannelType;
+    use herald_core::validate::{self, HttpsOnly};
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            // xorshift64*: plenty for input generation.
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    fn seeds() -> Vec<Vec<u8>> {
+        [
+            json!({"to": {"user": "alice"}, "title": "t", "body": "b", "data": {"k": [1, 2]}, "ttl": 60, "urgency": "high"}),
+            json!({"to": {"users": ["a", "b"]}, "send_at": "2030-01-01T00:00:00Z", "channels": ["web_push"], "apns": {"aps": {}}}),
+            json!({"settings": {"endpoint": "https://fcm.googleapis.com/x", "keys": {"p256dh": "BCVx", "auth": "BTBZ"}}, "topics": ["a"]}),
+            json!({"channel_id": "c", "settings": {"token": "ab12"}, "kind": "voip", "environment": "sandbox"}),
+        ]
+        .iter()
+        .map(|v| v.to_string().into_bytes())
+        .collect()
+    }
+
+    fn mutate(rng: &mut Rng, mut input: Vec<u8>) -> Vec<u8> {
+        const INTERESTING: &[&[u8]] =
+            &[b"null", b"-1", b"1e999", b"\"\\u0000\"", b"[]", b"{}", b"\"\xff\"", b"18446744073709551616", b"true"];
+        for _ in 0..=rng.below(4) {
+            let at = if input.is_empty() { 0 } else { rng.below(input.len()) };
+            match rng.below(4) {
+                0 if !input.is_empty() => {
+                    input.remove(at);
+                }
+                1 => input.insert(at, rng.next() as u8),
+                2 => {
+                    let piece = INTERESTING[rng.below(INTERESTING.len())];
+                    input.splice(at..at, piece.iter().copied());
+                }
+                _ => input.truncate(at),
+            }
+        }
+        input
+    }
+
+    #[test]
+    fn request_parsers_never_panic() {
+        let mut rng = Rng(0x5EED_1234_ABCD_0001);
+        let seeds = seeds();
+        for i in 0..20_000 {
+            let input = mutate(&mut rng, seeds[i % seeds.len()].clone());
+            let _ = parse_json::<SendBody>(&input);
+            let _ = parse_json::<RegisterSubscription>(&input);
+            if let Ok(v) = serde_json::from_slice::<Value>(&input) {
+                let settings = v.get("settings").cloned().unwrap_or(v);
+                for t in ChannelType::ALL {
+                    let _ = validate::settings(*t, &settings, &HttpsOnly);
+                }
+                let _ = validate::implied_channel_type(&settings);
+            }
+        }
+    }
+
+    #[test]
+    fn web_push_keys_survive_random_bytes() {
+        let mut rng = Rng(42);
+        for _ in 0..5_000 {
+            let len = rng.below(70);
+            let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let encoded = validate::to_b64url(&bytes);
+            let settings = json!({"endpoint": "https://fcm.googleapis.com/x", "p256dh": encoded, "auth": encoded});
+            // Random bytes are (overwhelmingly) not a point on the curve: refused, not a panic.
+            assert!(validate::settings(ChannelType::WebPush, &settings, &HttpsOnly).is_err());
+        }
+    }
+}

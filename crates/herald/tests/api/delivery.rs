@@ -282,6 +282,29 @@ async fn payload_limits_idempotency_and_muting(b: Backend) {
     let n = s.app.wait_done(&s.sk, first.1["id"].as_str().unwrap()).await;
     assert_eq!((n["counts"]["delivered"].as_i64(), n["counts"]["skipped_muted"].as_i64()), (Some(1), Some(1)), "{n}");
     assert_eq!(s.mock.received().len(), 1);
+    // After 24 hours the key may be used again, for a new notification.
+    s.app.execute("UPDATE notifications SET created_at = created_at - 90000000 WHERE idempotency_key = 'k-1'").await;
+    let reused = send("k-1", "different").await;
+    assert_eq!(reused.0, 202, "{}", reused.1);
+    assert_ne!(reused.1["id"], first.1["id"]);
+}
+
+async fn per_host_concurrency_is_limited(b: Backend) {
+    let app = TestApp::spawn_with(b, |c| c.delivery_per_host = 2).await;
+    let (_, sk, _) = app.account(false).await;
+    app.web_push_channel(&sk).await;
+    let mock = MockPush::start().await;
+    mock.fallback(Reply::status(201).delay(Duration::from_millis(150)));
+    for i in 0..8 {
+        let ua = UaKeyPair::generate();
+        let settings =
+            json!({"endpoint": mock.endpoint(&format!("h{i}")), "p256dh": ua.p256dh_b64(), "auth": ua.auth_b64()});
+        app.post("/v1/users/alice/subscriptions", &sk, json!({"settings": settings})).await;
+    }
+    let sent = app.send(&sk, json!({"to": {"user": "alice"}, "title": "x"})).await;
+    let n = app.wait_done(&sk, sent["id"].as_str().unwrap()).await;
+    assert_eq!(n["counts"]["delivered"], 8);
+    assert_eq!(mock.max_concurrent(), 2, "at most delivery_per_host requests at once to one host");
 }
 
 async fn topic_broadcast_fans_out(b: Backend) {
@@ -348,4 +371,5 @@ both_backends!(
     payload_limits_idempotency_and_muting,
     topic_broadcast_fans_out,
     inbox_and_scheduled_sends,
+    per_host_concurrency_is_limited,
 );

@@ -45,6 +45,8 @@ impl Reply {
 
 #[derive(Default)]
 struct Inner {
+    in_flight: usize,
+    max_in_flight: usize,
     received: Vec<Received>,
     script: VecDeque<Reply>,
     /// Answer used when the script is empty (`None`: 201).
@@ -83,6 +85,11 @@ impl MockPush {
         self.inner.lock().unwrap().fallback = Some(reply);
     }
 
+    /// The most requests this mock was answering at the same time.
+    pub fn max_concurrent(&self) -> usize {
+        self.inner.lock().unwrap().max_in_flight
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
     }
@@ -92,11 +99,14 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: Heade
     let reply = {
         let mut i = inner.lock().unwrap();
         i.received.push(Received { path: uri.path().to_string(), headers, body: body.to_vec(), at: Instant::now() });
+        i.in_flight += 1;
+        i.max_in_flight = i.max_in_flight.max(i.in_flight);
         i.script.pop_front().or_else(|| i.fallback.clone()).unwrap_or_else(|| Reply::status(201))
     };
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
+    inner.lock().unwrap().in_flight -= 1;
     let mut res = StatusCode::from_u16(reply.status).unwrap().into_response();
     for (k, v) in reply.headers {
         res.headers_mut().insert(k, v.parse().unwrap());

@@ -24,6 +24,10 @@ fn free_port() -> u16 {
 
 impl Node {
     pub async fn start(database_url: &str) -> Node {
+        Self::start_with(database_url, &[]).await
+    }
+
+    pub async fn start_with(database_url: &str, extra_env: &[(&str, &str)]) -> Node {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("herald-node-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -40,6 +44,7 @@ impl Node {
             .env("HERALD_DELIVERY_POLL_MS", "100")
             .env("HERALD_DATABASE_MAX_CONNECTIONS", "8")
             .env("RUST_LOG", "warn")
+            .envs(extra_env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -51,6 +56,12 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         node
+    }
+
+    /// SIGTERM, then waits for the process to exit; returns its exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        self.child.wait().unwrap().code()
     }
 
     /// SIGKILL: no graceful shutdown, leases stay taken until they expire.
@@ -273,6 +284,10 @@ async fn two_nodes_share_the_work_without_duplicates() {
 mod sqlite {
     use super::*;
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigterm_releases_unfinished_leases() {
+        super::sigterm_releases_unfinished_leases(Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn killed_mid_delivery_every_notification_arrives() {
         super::killed_mid_delivery_every_notification_arrives(Backend::Sqlite).await
     }
@@ -285,6 +300,10 @@ mod sqlite {
 mod postgres {
     use super::*;
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigterm_releases_unfinished_leases() {
+        super::sigterm_releases_unfinished_leases(Backend::Postgres).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn killed_mid_delivery_every_notification_arrives() {
         super::killed_mid_delivery_every_notification_arrives(Backend::Postgres).await
     }
@@ -296,6 +315,43 @@ mod postgres {
     async fn two_nodes_share_the_work_without_duplicates() {
         super::two_nodes_share_the_work_without_duplicates().await
     }
+}
+
+/// SIGTERM finishes what it can within the grace period and puts the rest back in the queue,
+/// so another node picks it up at once instead of after a lease expiry.
+async fn sigterm_releases_unfinished_leases(b: Backend) {
+    let (db, url) = database_for(b).await;
+    let mock = MockPush::start().await;
+    let mut node = Node::start_with(
+        &url,
+        &[
+            ("HERALD_SHUTDOWN_GRACE_SECONDS", "1"),
+            ("HERALD_DELIVERY_LEASE_SECONDS", "60"),
+            ("HERALD_PROVIDER_TIMEOUT_MS", "10000"),
+        ],
+    )
+    .await;
+    let (sk, _) = node.account_with_channel().await;
+    browsers(&node, &sk, &mock, 3).await;
+    mock.fallback(Reply::status(201).delay(Duration::from_secs(4)));
+    let users: Vec<String> = (0..3).map(|i| format!("u{i}")).collect();
+    let (_, res) =
+        node.call(Method::POST, "/v1/notifications", &sk, Some(json!({"to": {"users": users}, "title": "t"}))).await;
+    let id = res["id"].as_str().unwrap().to_string();
+    while mock.received().len() < 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(node.terminate(), Some(0), "a clean exit");
+    let q = |status: &str| {
+        format!(
+            "SELECT COUNT(*) FROM deliveries WHERE notification_id = '{id}' AND status = '{status}' AND lease_owner IS NULL AND attempts = 0"
+        )
+    };
+    assert_eq!(db.scalar_i64(&q("queued")).await, 3, "leases released, attempts not counted");
+    mock.fallback(Reply::status(201));
+    let node = Node::start(&url).await;
+    let n = node.wait_done(&sk, &id, Duration::from_secs(10)).await;
+    assert_eq!(n["counts"]["delivered"], 3);
 }
 
 /// The CLI against a fresh SQLite file: migrate, create an account and a channel, send, and
