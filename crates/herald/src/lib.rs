@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod compat;
 pub mod config;
 pub mod http;
 pub mod outbound;

@@ -37,6 +37,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(system::router())
         .merge(v1::router())
+        .merge(crate::compat::router())
         .fallback(system::not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
