@@ -53,6 +53,9 @@ pub enum ServiceError {
     /// 422: the body parsed but fields are invalid.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// 429: the credential's request budget is spent.
+    #[error("rate limit exceeded; retry in {retry_after} s")]
+    RateLimited { limit: u32, window_secs: u32, retry_after: u64 },
     /// 410: the resource existed but is used up or expired (pairing codes).
     #[error("{0}")]
     Gone(String),

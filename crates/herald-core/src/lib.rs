@@ -4,15 +4,18 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod compat_store;
 pub mod delivery;
 pub mod error;
 pub mod jwt;
 pub mod keys;
 pub mod model;
 pub mod outbox;
+pub mod pairing_store;
 pub mod service;
 pub mod store;
 pub mod validate;
+pub mod webhooks;
 
 pub use error::{FieldError, ServiceError, StoreError};
 pub use service::Service;

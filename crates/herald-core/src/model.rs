@@ -93,6 +93,8 @@ pub struct Account {
     pub name: String,
     pub status: AccountStatus,
     pub dev_mode: bool,
+    /// Requests per minute per credential; `null` means the server default.
+    pub rate_limit_per_minute: Option<i64>,
     #[serde(serialize_with = "serde_rfc3339::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Millis,

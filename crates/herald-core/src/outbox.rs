@@ -70,6 +70,8 @@ pub struct DeliveryResult {
     /// The lease the row was claimed under; a result for an expired lease is dropped.
     pub lease: String,
     pub delivery_id: i64,
+    pub account_id: i64,
+    pub notification_id: String,
     pub subscription_id: i64,
     pub channel_id: String,
     pub status: DeliveryStatus,
@@ -139,6 +141,9 @@ pub trait Outbox: Send + Sync {
     async fn record_results(&self, results: &[DeliveryResult]) -> StoreResult<()>;
     /// Puts the rows leased by `owner` (any of its lease tokens) back in the queue (graceful shutdown).
     async fn release_leases(&self, owner: &str) -> StoreResult<u64>;
+    /// A signal each time another node queues work, where the engine supports it (PostgreSQL
+    /// `LISTEN/NOTIFY`); `None` means rely on polling (SQLite has a single node anyway).
+    async fn work_signals(&self) -> Option<tokio::sync::mpsc::Receiver<()>>;
     /// The earliest time a queued or leased row becomes due, if any.
     async fn next_due_at(&self) -> StoreResult<Option<Millis>>;
 

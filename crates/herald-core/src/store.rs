@@ -12,6 +12,15 @@ use crate::model::*;
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Changes to an account; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AccountPatch {
+    pub status: Option<AccountStatus>,
+    pub dev_mode: Option<bool>,
+    /// `Some(None)` resets to the server default.
+    pub rate_limit_per_minute: Option<Option<i64>>,
+}
+
 /// A key to insert (already hashed).
 #[derive(Debug, Clone)]
 pub struct NewApiKey {
@@ -85,7 +94,15 @@ pub struct Upserted<T> {
 
 /// Herald's storage.
 #[async_trait]
-pub trait Store: crate::outbox::Outbox + Send + Sync + 'static {
+pub trait Store:
+    crate::outbox::Outbox
+    + crate::webhooks::WebhookStore
+    + crate::compat_store::CompatStore
+    + crate::pairing_store::PairingStore
+    + Send
+    + Sync
+    + 'static
+{
     /// True when the database answers and migrations are applied.
     async fn ready(&self) -> StoreResult<()>;
 
@@ -93,12 +110,7 @@ pub trait Store: crate::outbox::Outbox + Send + Sync + 'static {
     async fn create_account(&self, name: &str, dev_mode: bool, keys: &[NewApiKey]) -> StoreResult<Account>;
     async fn get_account(&self, id: i64) -> StoreResult<Option<Account>>;
     async fn list_accounts(&self, after_id: Option<i64>, limit: u32) -> StoreResult<Vec<Account>>;
-    async fn update_account(
-        &self,
-        id: i64,
-        status: Option<AccountStatus>,
-        dev_mode: Option<bool>,
-    ) -> StoreResult<Option<Account>>;
+    async fn update_account(&self, id: i64, patch: &AccountPatch) -> StoreResult<Option<Account>>;
 
     // API keys
     async fn insert_api_key(&self, account_id: i64, key: &NewApiKey) -> StoreResult<ApiKey>;

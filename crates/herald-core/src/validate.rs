@@ -158,9 +158,36 @@ pub fn settings(
     };
     match channel_type {
         ChannelType::WebPush => web_push_settings(obj, endpoints),
-        ChannelType::Apns => token_settings(obj, "APNs", is_apns_token, "hex, 64-200 characters"),
+        ChannelType::Apns => apns_settings(obj),
         ChannelType::Fcm => token_settings(obj, "FCM", is_fcm_token, "1-4096 printable characters"),
     }
+}
+
+/// APNs settings: the token, plus an optional `bundle_id` that replaces the channel's as this
+/// device's `apns-topic` (an app family sharing one key, Bright Pattern's `ios_app_bundle_id`).
+fn apns_settings(obj: &Map<String, Value>) -> Result<ValidSettings, Vec<FieldError>> {
+    let mut valid = token_settings(obj, "APNs", is_apns_token, "hex, 64-200 characters")?;
+    let mut errors = Vec::new();
+    if let Some(bundle) = str_field(obj, "bundle_id", &mut errors, "settings.bundle_id") {
+        if is_bundle_id(bundle) {
+            valid.settings["bundle_id"] = json!(bundle);
+        } else if errors.is_empty() {
+            errors.push(FieldError::new(
+                "settings.bundle_id",
+                "invalid",
+                "bundle_id must be 1-155 letters, digits, '.' and '-'",
+            ));
+        }
+    }
+    if errors.is_empty() { Ok(valid) } else { Err(errors) }
+}
+
+/// An Apple bundle id: reverse-DNS letters, digits, `.` and `-`.
+fn is_bundle_id(s: &str) -> bool {
+    (1..=155).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && !s.starts_with('.')
+        && !s.ends_with('.')
 }
 
 fn is_fcm_token(token: &str) -> bool {
@@ -325,6 +352,20 @@ mod tests {
         assert_eq!(implied_channel_type(&json!({"token": "ab".repeat(32)})), Some(ChannelType::Apns));
         assert_eq!(implied_channel_type(&json!({"token": "fcm:abc"})), Some(ChannelType::Fcm));
         assert_eq!(implied_channel_type(&json!({"endpoint": "https://x"})), Some(ChannelType::WebPush));
+    }
+
+    #[test]
+    fn apns_settings_keep_a_valid_bundle_id() {
+        let token = "ab".repeat(32);
+        let ok = settings(ChannelType::Apns, &json!({"token": token, "bundle_id": "com.example.chat"}), &HttpsOnly);
+        assert_eq!(ok.unwrap().settings, json!({"token": token, "bundle_id": "com.example.chat"}));
+        for bad in [json!("com example"), json!(""), json!(".com"), json!(5)] {
+            let got = settings(ChannelType::Apns, &json!({"token": token, "bundle_id": bad}), &HttpsOnly);
+            assert_eq!(got.unwrap_err()[0].field, "settings.bundle_id");
+        }
+        // FCM tokens carry no bundle id: it is dropped, as any other unknown field.
+        let fcm = settings(ChannelType::Fcm, &json!({"token": "t", "bundle_id": "com.x"}), &HttpsOnly).unwrap();
+        assert_eq!(fcm.settings, json!({"token": "t"}));
     }
 
     #[test]

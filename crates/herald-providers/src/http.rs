@@ -93,6 +93,12 @@ impl HttpClients {
         Ok(Self { tls: build(false)?, h2c: build(true)?, policy: Some(policy) })
     }
 
+    /// The client for endpoints that may speak HTTP/1.1 (webhook receivers): TLS with ALPN, or
+    /// plain HTTP/1.1 for `http://` test endpoints.
+    pub fn general(&self) -> &Client {
+        &self.tls
+    }
+
     /// Checks an account-supplied URL before a request: no credentials, `http` only to an
     /// address inside the configured networks, and IP literals only where the guard allows.
     /// (Names are checked at resolution.) A refusal is a channel configuration error.

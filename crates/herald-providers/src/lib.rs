@@ -28,6 +28,7 @@ pub mod mock;
 pub mod ssrf;
 #[cfg(test)]
 mod test_support;
+pub mod webhook;
 pub mod webpush;
 
 pub use apns::ApnsProvider;

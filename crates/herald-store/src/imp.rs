@@ -159,16 +159,19 @@ macro_rules! impl_store {
                 to_domain(rows)
             }
 
-            async fn update_account(&self, id: i64, status: Option<AccountStatus>, dev_mode: Option<bool>) -> StoreResult<Option<Account>> {
+            async fn update_account(&self, id: i64, patch: &AccountPatch) -> StoreResult<Option<Account>> {
                 let row: Option<AccountRow> = sqlx::query_as(concat!(
-                    "UPDATE accounts SET status = COALESCE($2, status), dev_mode = COALESCE($3, dev_mode), updated_at = $4 \
+                    "UPDATE accounts SET status = COALESCE($2, status), dev_mode = COALESCE($3, dev_mode), updated_at = $4, \
+                     rate_limit_per_minute = CASE WHEN $5 THEN $6 ELSE rate_limit_per_minute END \
                      WHERE id = $1 RETURNING ",
                     account_cols!()
                 ))
                 .bind(id)
-                .bind(status.map(AccountStatus::as_str))
-                .bind(dev_mode)
+                .bind(patch.status.map(AccountStatus::as_str))
+                .bind(patch.dev_mode)
                 .bind(now_ms())
+                .bind(patch.rate_limit_per_minute.is_some())
+                .bind(patch.rate_limit_per_minute.flatten())
                 .fetch_optional(self.writer())
                 .await
                 .map_err(db_err)?;
@@ -183,7 +186,7 @@ macro_rules! impl_store {
             async fn find_api_keys(&self, prefix: &str) -> StoreResult<Vec<(ApiKey, Account)>> {
                 let rows: Vec<KeyAccountRow> = sqlx::query_as(concat!(
                     "SELECT ", key_cols!(), ", a.id AS a_id, a.name AS a_name, a.status AS a_status, \
-                     a.dev_mode AS a_dev_mode, a.created_at AS a_created_at \
+                     a.dev_mode AS a_dev_mode, a.rate_limit_per_minute AS a_rate_limit_per_minute, a.created_at AS a_created_at \
                      FROM api_keys k JOIN accounts a ON a.id = k.account_id \
                      WHERE k.prefix = $1 AND k.revoked_at IS NULL"
                 ))
@@ -536,10 +539,15 @@ macro_rules! impl_store {
                 if let Some(topics) = &sub.topics {
                     Self::replace_topics(&mut tx, sub.account_id, id, topics).await?;
                 }
-                // A device belongs to the user who registered it last.
+                // A device belongs to the user who registered it last, except that users a device
+                // sync linked to it (with this user) keep it.
                 sqlx::query(
                     "UPDATE subscriptions SET status = 'inactive', inactive_reason = 'moved', updated_at = $4 \
-                     WHERE channel_id = $1 AND identifier = $2 AND user_id <> $3 AND status = 'active'",
+                     WHERE channel_id = $1 AND identifier = $2 AND user_id <> $3 AND status = 'active' \
+                     AND NOT EXISTS (SELECT 1 FROM device_links me JOIN device_links other \
+                     ON other.channel_id = me.channel_id AND other.identifier = me.identifier \
+                     WHERE me.channel_id = $1 AND me.identifier = $2 AND me.user_id = $3 \
+                     AND other.user_id = subscriptions.user_id)",
                 )
                 .bind(&sub.channel_id)
                 .bind(&sub.identifier)

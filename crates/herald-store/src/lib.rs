@@ -5,11 +5,14 @@
 
 #[macro_use]
 mod sql;
+mod compat;
 mod imp;
 mod migrate;
 mod outbox;
 mod outbox_rows;
+mod pairing;
 mod rows;
+mod webhooks;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -79,6 +82,10 @@ impl SqliteStore {
         Ok(Self { write, read })
     }
 
+    async fn listen_for_work(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        None
+    }
+
     fn writer(&self) -> &SqlitePool {
         &self.write
     }
@@ -98,6 +105,40 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         Ok(Self { pool })
+    }
+
+    /// Listens on `herald_work` with a dedicated connection, forwarding each notification.
+    /// The listener reconnects by itself; a lost notification only costs one poll interval.
+    async fn listen_for_work(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&self.pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "LISTEN unavailable; other nodes' work is found by polling");
+                return None;
+            }
+        };
+        if let Err(e) = listener.listen("herald_work").await {
+            tracing::warn!(error = %e, "LISTEN herald_work failed; polling instead");
+            return None;
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(_) => {
+                        // A full channel already holds a wake-up: coalesce.
+                        if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(()) {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Some(rx)
     }
 
     fn writer(&self) -> &PgPool {

@@ -19,6 +19,9 @@ pub async fn sqlite(pool: &SqlitePool) -> Result<(), StoreError> {
     let migrations = vec![
         migration(1, "registry", include_str!("../migrations/sqlite/0001_registry.sql")),
         migration(2, "delivery", include_str!("../migrations/sqlite/0002_delivery.sql")),
+        migration(3, "webhooks", include_str!("../migrations/sqlite/0003_webhooks.sql")),
+        migration(4, "pairing", include_str!("../migrations/sqlite/0004_pairing.sql")),
+        migration(5, "compat", include_str!("../migrations/sqlite/0005_compat.sql")),
     ];
     Migrator::with_migrations(migrations).run(pool).await.map_err(err)
 }
@@ -28,6 +31,9 @@ pub async fn postgres(pool: &PgPool) -> Result<(), StoreError> {
     let migrations = vec![
         migration(1, "registry", include_str!("../migrations/postgres/0001_registry.sql")),
         migration(2, "delivery", include_str!("../migrations/postgres/0002_delivery.sql")),
+        migration(3, "webhooks", include_str!("../migrations/postgres/0003_webhooks.sql")),
+        migration(4, "pairing", include_str!("../migrations/postgres/0004_pairing.sql")),
+        migration(5, "compat", include_str!("../migrations/postgres/0005_compat.sql")),
     ];
     Migrator::with_migrations(migrations).run(pool).await.map_err(err)
 }

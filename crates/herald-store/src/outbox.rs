@@ -44,8 +44,16 @@ pub(crate) fn passes_filter(filter: &Option<Vec<String>>, channel_id: &str, chan
 }
 
 macro_rules! impl_outbox {
-    ($store:ty, $conn:ty, $lock:literal) => {
+    ($store:ty, $conn:ty, $lock:literal, $notify:literal) => {
         impl $store {
+            /// Tells other nodes there is new work (PostgreSQL `NOTIFY`, delivered at commit).
+            async fn announce_work(conn: &mut $conn) -> StoreResult<()> {
+                if !$notify.is_empty() {
+                    sqlx::query($notify).execute(&mut *conn).await.map_err(db_err)?;
+                }
+                Ok(())
+            }
+
             async fn insert_delivery_rows(
                 conn: &mut $conn,
                 notification_id: &str,
@@ -212,6 +220,7 @@ macro_rules! impl_outbox {
                 .map_err(db_err)?;
                 Self::insert_delivery_rows(&mut tx, &n.id, n.account_id, deliveries, n.send_at).await?;
                 Self::insert_inbox_rows(&mut tx, &n.id, n.account_id, inbox_users, n.created_at).await?;
+                Self::announce_work(&mut tx).await?;
                 tx.commit().await.map_err(db_err)
             }
 
@@ -361,6 +370,9 @@ macro_rules! impl_outbox {
                     tx.rollback().await.map_err(db_err)?;
                     return Ok(FanoutStep { added: 0, done: false });
                 }
+                if added > 0 {
+                    Self::announce_work(&mut tx).await?;
+                }
                 tx.commit().await.map_err(db_err)?;
                 Ok(FanoutStep { added, done })
             }
@@ -447,6 +459,10 @@ macro_rules! impl_outbox {
                 Ok(done.rows_affected())
             }
 
+            async fn work_signals(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+                Self::listen_for_work(self).await
+            }
+
             async fn next_due_at(&self) -> StoreResult<Option<Millis>> {
                 let queued: Option<i64> = sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'queued'")
                     .fetch_one(self.reader())
@@ -520,5 +536,5 @@ macro_rules! impl_outbox {
     };
 }
 
-impl_outbox!(SqliteStore, sqlx::SqliteConnection, "");
-impl_outbox!(PgStore, sqlx::PgConnection, " FOR UPDATE SKIP LOCKED");
+impl_outbox!(SqliteStore, sqlx::SqliteConnection, "", "");
+impl_outbox!(PgStore, sqlx::PgConnection, " FOR UPDATE SKIP LOCKED", "NOTIFY herald_work");

@@ -21,6 +21,7 @@ pub(crate) struct AccountRow {
     name: String,
     status: String,
     dev_mode: bool,
+    rate_limit_per_minute: Option<i64>,
     created_at: i64,
 }
 
@@ -32,6 +33,7 @@ impl TryFrom<AccountRow> for Account {
             name: r.name,
             status: parse(&r.status, AccountStatus::parse)?,
             dev_mode: r.dev_mode,
+            rate_limit_per_minute: r.rate_limit_per_minute,
             created_at: r.created_at,
         })
     }
@@ -74,6 +76,7 @@ pub(crate) struct KeyAccountRow {
     a_name: String,
     a_status: String,
     a_dev_mode: bool,
+    a_rate_limit_per_minute: Option<i64>,
     a_created_at: i64,
 }
 
@@ -85,6 +88,7 @@ impl TryFrom<KeyAccountRow> for (ApiKey, Account) {
             name: r.a_name,
             status: r.a_status,
             dev_mode: r.a_dev_mode,
+            rate_limit_per_minute: r.a_rate_limit_per_minute,
             created_at: r.a_created_at,
         };
         Ok((r.key.try_into()?, account.try_into()?))

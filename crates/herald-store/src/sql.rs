@@ -2,7 +2,7 @@
 
 macro_rules! account_cols {
     () => {
-        "id, name, status, dev_mode, created_at"
+        "id, name, status, dev_mode, rate_limit_per_minute, created_at"
     };
 }
 macro_rules! key_cols {

@@ -8,9 +8,12 @@ use std::time::Duration;
 use herald_core::Service;
 use herald_core::delivery::Provider;
 use herald_core::delivery::engine::{Engine, Providers};
+use herald_core::delivery::hooks::HookConfig;
 use herald_core::model::ChannelType;
+use herald_core::webhooks::HookSender;
 use herald_providers::http::{HttpClients, ProviderSettings};
 use herald_providers::ssrf::OutboundPolicy;
+use herald_providers::webhook::WebhookSender;
 use herald_providers::webpush::provider::WebPushProvider;
 use herald_providers::{ApnsProvider, FcmProvider};
 use tokio::net::TcpListener;
@@ -26,6 +29,8 @@ pub struct App {
     router: axum::Router,
     state: AppState,
     engine: Option<Arc<Engine>>,
+    hooks: Option<Arc<dyn HookSender>>,
+    hook_config: HookConfig,
     grace: Duration,
 }
 
@@ -45,6 +50,17 @@ pub fn providers(config: &Config, policy: Arc<OutboundPolicy>) -> Result<Provide
     Ok(map)
 }
 
+/// The webhook sender, behind the SSRF guard (webhook URLs are account-supplied).
+fn webhook_sender(config: &Config) -> Result<Arc<dyn HookSender>, String> {
+    let networks = herald_providers::ssrf::parse_networks(&config.outbound_allow).map_err(|e| e.to_string())?;
+    let policy = Arc::new(OutboundPolicy::default_push_hosts().with_allowed_networks(networks));
+    let settings =
+        ProviderSettings { request_timeout: Duration::from_millis(config.provider_timeout_ms), ..Default::default() };
+    let clients =
+        HttpClients::guarded(&settings, policy).map_err(|e| format!("cannot build the webhook client: {e}"))?;
+    Ok(Arc::new(WebhookSender::new(clients)))
+}
+
 /// Opens storage and builds the service layer with its delivery seam.
 pub async fn service(config: &Config, max_connections: u32) -> Result<(Service, Arc<Providers>, Arc<Notify>), String> {
     let store = herald_store::open(&config.database_url, max_connections)
@@ -62,7 +78,13 @@ impl App {
     /// Opens the database (applying migrations), builds the engine and binds the listener.
     pub async fn build(config: &Config) -> Result<App, String> {
         let (svc, providers, wake) = service(config, config.database_max_connections).await?;
-        let engine = config.workers.then(|| Engine::new(svc.store().clone(), providers, config.engine(), wake));
+        let engine = config
+            .workers
+            .then(|| Engine::new(svc.store().clone(), providers, config.engine(), wake, svc.hooks_waker()));
+        let hooks = match config.workers {
+            true => Some(webhook_sender(config)?),
+            false => None,
+        };
         let listener =
             TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         // With port 0 the public URL must name the port actually bound.
@@ -72,9 +94,25 @@ impl App {
             config.public_url()
         };
         let admin_token = (!config.admin_token.is_empty()).then(|| Arc::from(config.admin_token.as_str()));
-        let state = AppState { svc, admin_token, public_url: Arc::from(public_url) };
+        let state = AppState {
+            svc,
+            admin_token,
+            public_url: Arc::from(public_url),
+            limits: Arc::default(),
+            default_rate_per_minute: config.rate_limit_per_minute,
+        };
         let router = router(state.clone(), config.max_body_bytes);
-        Ok(App { listener, router, state, engine, grace: Duration::from_secs(config.shutdown_grace_seconds) })
+        let hook_config =
+            HookConfig { retry_base: Duration::from_millis(config.webhook_retry_base_ms), ..Default::default() };
+        Ok(App {
+            listener,
+            router,
+            state,
+            engine,
+            hooks,
+            hook_config,
+            grace: Duration::from_secs(config.shutdown_grace_seconds),
+        })
     }
 
     /// The port actually bound (useful with port 0).
@@ -94,6 +132,16 @@ impl App {
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, workers = self.engine.is_some(), "herald listening");
         let (stop_tx, stop_rx) = watch::channel(false);
+        let hooks = self.hooks.map(|sender| {
+            let svc = &self.state.svc;
+            tokio::spawn(herald_core::delivery::hooks::run(
+                svc.store().clone(),
+                sender,
+                self.hook_config,
+                svc.hooks_waker(),
+                stop_rx.clone(),
+            ))
+        });
         let engine = self.engine.map(|e| tokio::spawn(e.run(stop_rx, self.grace)));
         let signal = async move {
             shutdown.await;
@@ -102,6 +150,9 @@ impl App {
         let served = axum::serve(self.listener, self.router).with_graceful_shutdown(signal).await;
         if let Some(engine) = engine {
             let _ = engine.await;
+        }
+        if let Some(hooks) = hooks {
+            let _ = hooks.await;
         }
         served
     }

@@ -24,6 +24,7 @@ pub struct Config {
     pub outbound_allow: String,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
+    pub rate_limit_per_minute: u32,
     pub workers: bool,
     pub delivery_batch: u32,
     pub delivery_max_in_flight: usize,
@@ -35,6 +36,7 @@ pub struct Config {
     pub delivery_poll_ms: u64,
     pub provider_timeout_ms: u64,
     pub shutdown_grace_seconds: u64,
+    pub webhook_retry_base_ms: u64,
 }
 
 /// How logs are written.
@@ -78,6 +80,7 @@ const SETTINGS: &[&str] = &[
     "outbound_allow",
     "max_body_bytes",
     "log_format",
+    "rate_limit_per_minute",
     "workers",
     "delivery_batch",
     "delivery_max_in_flight",
@@ -89,6 +92,7 @@ const SETTINGS: &[&str] = &[
     "delivery_poll_ms",
     "provider_timeout_ms",
     "shutdown_grace_seconds",
+    "webhook_retry_base_ms",
 ];
 
 impl Config {
@@ -134,6 +138,7 @@ impl Config {
             return Err("invalid setting `max_body_bytes`: must be at least 1024".into());
         }
         let positive = [
+            ("rate_limit_per_minute", self.rate_limit_per_minute as u64),
             ("delivery_batch", self.delivery_batch as u64),
             ("delivery_max_in_flight", self.delivery_max_in_flight as u64),
             ("delivery_per_host", self.delivery_per_host as u64),

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::{Content, Job, Options, Outcome, Provider, Target};
@@ -23,6 +24,7 @@ use crate::clock::{Millis, now_ms};
 use crate::model::{Channel, ChannelType, DeliveryStatus, Environment, SubscriptionKind};
 use crate::outbox::{Claimed, DeliveryResult};
 use crate::store::Store;
+use crate::webhooks::Event;
 
 /// Tuning of the engine; every knob is in the server's configuration.
 #[derive(Debug, Clone)]
@@ -76,10 +78,15 @@ pub struct Engine {
     claims: AtomicU64,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     channels: Mutex<HashMap<String, CachedChannel>>,
+    listening: Mutex<(Vec<i64>, Option<Instant>)>,
+    hooks_wake: Arc<Notify>,
 }
 
 /// A channel as last read (`None`: deleted) and when.
 type CachedChannel = (Option<Arc<Channel>>, Instant);
+
+/// How long the list of accounts with webhooks is reused.
+const LISTENING_CACHE: Duration = Duration::from_secs(2);
 
 /// How long a channel's configuration is reused before it is read again.
 const CHANNEL_CACHE: Duration = Duration::from_secs(2);
@@ -91,6 +98,7 @@ impl Engine {
         providers: Arc<Providers>,
         config: EngineConfig,
         wake: Arc<Notify>,
+        hooks_wake: Arc<Notify>,
     ) -> Arc<Engine> {
         let owner = format!("w{}", uuid::Uuid::new_v4().simple());
         Arc::new(Engine {
@@ -102,6 +110,8 @@ impl Engine {
             claims: AtomicU64::new(0),
             hosts: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
+            listening: Mutex::new((Vec::new(), None)),
+            hooks_wake,
         })
     }
 
@@ -111,6 +121,15 @@ impl Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = tokio::spawn(self.clone().write_results(rx));
         let fanout = tokio::spawn(self.clone().fanout_loop(shutdown.clone()));
+        if let Some(mut signals) = self.store.work_signals().await {
+            // Another node queued work: wake the dispatcher and the fan-out now, not at the poll.
+            let wake = self.wake.clone();
+            tokio::spawn(async move {
+                while signals.recv().await.is_some() {
+                    wake_all(&wake);
+                }
+            });
+        }
         let in_flight = Arc::new(Semaphore::new(self.config.max_in_flight));
         self.dispatch_loop(&mut shutdown, in_flight.clone(), tx).await;
         // Wait for sends to finish: each holds a permit until its result is queued.
@@ -284,7 +303,34 @@ impl Engine {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
+            self.emit_events(&batch).await;
             batch.clear();
+        }
+    }
+
+    /// Queues `notification.delivered` / `notification.failed` (and `subscription.deactivated`
+    /// for gone subscriptions) for accounts that listen; most accounts do not, so which do is
+    /// cached briefly instead of asked per row.
+    async fn emit_events(&self, batch: &[DeliveryResult]) {
+        let listening = {
+            let mut cache = self.listening.lock().await;
+            if cache.1.is_none_or(|at| at.elapsed() > LISTENING_CACHE)
+                && let Ok(accounts) = self.store.accounts_listening().await
+            {
+                *cache = (accounts, Some(Instant::now()));
+            }
+            cache.0.clone()
+        };
+        let events: Vec<Event> = batch
+            .iter()
+            .filter(|r| r.status.is_final() && listening.contains(&r.account_id))
+            .flat_map(delivery_events)
+            .collect();
+        if !events.is_empty() {
+            match self.store.enqueue_events(&events).await {
+                Ok(_) => self.hooks_wake.notify_one(),
+                Err(e) => tracing::error!(error = %e, "queueing delivery events failed"),
+            }
         }
     }
 
@@ -310,7 +356,7 @@ impl Engine {
             match self.store.fanout_step(&n, self.config.fanout_batch).await {
                 Ok(step) => {
                     if step.added > 0 {
-                        self.wake.notify_one();
+                        wake_all(&self.wake);
                     }
                     if step.done {
                         return;
@@ -329,6 +375,34 @@ impl Engine {
     }
 }
 
+/// Wakes every loop waiting on `wake` (the dispatcher and the fan-out share it), and leaves a
+/// permit for one that is not waiting yet, so no wake-up is lost to the wrong loop.
+pub fn wake_all(wake: &Notify) {
+    wake.notify_waiters();
+    wake.notify_one();
+}
+
+/// The webhook events one final delivery result produces.
+fn delivery_events(r: &DeliveryResult) -> Vec<Event> {
+    let now = now_ms();
+    let data = json!({
+        "notification_id": r.notification_id,
+        "delivery_id": r.delivery_id,
+        "subscription_id": r.subscription_id,
+        "channel_id": r.channel_id,
+        "status": r.status,
+        "provider_status": r.provider_status,
+        "reason": r.provider_reason,
+    });
+    let kind = if r.status == DeliveryStatus::Delivered { "notification.delivered" } else { "notification.failed" };
+    let mut events = vec![Event::new(r.account_id, kind, now, data)];
+    if let Some(Outcome::Gone { reason, .. }) = &r.outcome {
+        let data = json!({"id": r.subscription_id, "channel_id": r.channel_id, "status": "inactive", "reason": reason});
+        events.push(Event::new(r.account_id, "subscription.deactivated", now, data));
+    }
+    events
+}
+
 fn result(
     row: &Claimed,
     status: DeliveryStatus,
@@ -339,6 +413,8 @@ fn result(
     DeliveryResult {
         lease: row.lease.clone(),
         delivery_id: row.delivery_id,
+        account_id: row.account_id,
+        notification_id: row.notification_id.clone(),
         subscription_id: row.subscription_id,
         channel_id: row.channel_id.clone(),
         status,

@@ -3,6 +3,7 @@
 //! The engine that drives jobs through providers lives in [`engine`].
 
 pub mod engine;
+pub mod hooks;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,7 +4,8 @@ use serde::Serialize;
 
 use super::{Service, credentials::mint_key, paginate};
 use crate::error::ServiceError;
-use crate::model::{Account, AccountStatus, KeyKind, Page};
+use crate::model::{Account, KeyKind, Page};
+use crate::store::AccountPatch;
 use crate::validate::{MAX_NAME, required_str};
 
 /// A new account with its first secret and public keys, shown once.
@@ -42,14 +43,18 @@ impl Service {
         Ok(paginate(rows, limit, |a| a.id))
     }
 
-    /// Pauses or resumes an account, or switches its dev mode.
+    /// Pauses or resumes an account, switches its dev mode, or sets its rate limit.
     #[tracing::instrument(skip_all, fields(account = id))]
-    pub async fn update_account(
-        &self,
-        id: i64,
-        status: Option<AccountStatus>,
-        dev_mode: Option<bool>,
-    ) -> Result<Account, ServiceError> {
-        self.store.update_account(id, status, dev_mode).await?.ok_or_else(|| ServiceError::not_found("account", id))
+    pub async fn update_account(&self, id: i64, patch: AccountPatch) -> Result<Account, ServiceError> {
+        if let Some(Some(limit)) = patch.rate_limit_per_minute
+            && !(1..=1_000_000).contains(&limit)
+        {
+            return Err(ServiceError::invalid(
+                "rate_limit_per_minute",
+                "out_of_range",
+                "rate_limit_per_minute must be 1-1000000",
+            ));
+        }
+        self.store.update_account(id, &patch).await?.ok_or_else(|| ServiceError::not_found("account", id))
     }
 }

@@ -184,6 +184,27 @@ pub(crate) fn validate_config(
             None => errors.push(FieldError::new("config.endpoint", "invalid_type", "config.endpoint must be a string")),
         }
     }
+    // bnotify-style callbacks: any channel may name a URL that hears of subscribes and
+    // unsubscribes, with an `Authorization: Basic` credential (a secret, never returned).
+    match cfg.get("callback_url") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(url)) if url.len() > 2048 => errors.push(FieldError::too_long("config.callback_url", 2048)),
+        Some(Value::String(url)) => {
+            if let Err(reason) = endpoints.check_provider_base(url) {
+                errors.push(FieldError::new("config.callback_url", "invalid", format!("callback_url {reason}")));
+            }
+        }
+        Some(_) => {
+            errors.push(FieldError::new("config.callback_url", "invalid_type", "config.callback_url must be a string"))
+        }
+    }
+    if cfg.get("callback_auth").is_some_and(|v| !v.is_null() && v.as_str().is_none_or(|a| a.len() > 1024)) {
+        errors.push(FieldError::new(
+            "config.callback_auth",
+            "invalid",
+            "config.callback_auth must be a string of at most 1024 characters",
+        ));
+    }
     match channel_type {
         ChannelType::WebPush => web_push_config(&mut cfg, &mut errors),
         ChannelType::Apns => apns_config(&mut cfg, &mut errors),

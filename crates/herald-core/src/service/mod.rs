@@ -4,19 +4,26 @@
 mod accounts;
 mod auth;
 mod channels;
+mod chats;
 mod credentials;
+mod devices;
 mod notifications;
+pub mod pairing;
 mod subscriptions;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 
 pub use accounts::AccountCreated;
 pub use auth::ClientCtx;
 pub use channels::{ChannelInput, ChannelView};
+pub use chats::{ChatService, ChatServiceStatus, chat_topic};
 pub use credentials::{KeyCreated, SessionCreated};
+pub use devices::{DeviceRoute, DeviceToken};
 pub use notifications::{MAX_TTL, SendAccepted, SendRequest, SendTarget, notification_view};
 pub use subscriptions::{Registration, SubscriptionView, parse_status};
+pub use webhooks::{WebhookInput, WebhookWithSecret};
 
 use tokio::sync::Notify;
 
@@ -37,13 +44,20 @@ pub struct Service {
     endpoints: Arc<dyn EndpointPolicy>,
     providers: Arc<Providers>,
     wake: Arc<Notify>,
+    hooks_wake: Arc<Notify>,
 }
 
 impl Service {
     /// Builds the service over a store, with the policy that decides which outbound URLs
     /// (Web Push endpoints, provider base URLs) may be stored.
     pub fn new(store: Arc<dyn Store>, endpoints: Arc<dyn EndpointPolicy>) -> Self {
-        Self { store, endpoints, providers: Arc::new(Providers::new()), wake: Arc::new(Notify::new()) }
+        Self {
+            store,
+            endpoints,
+            providers: Arc::new(Providers::new()),
+            wake: Arc::new(Notify::new()),
+            hooks_wake: Arc::new(Notify::new()),
+        }
     }
 
     /// Adds the providers (for payload limits) and the handle that wakes the delivery engine.
@@ -51,6 +65,11 @@ impl Service {
         self.providers = providers;
         self.wake = wake;
         self
+    }
+
+    /// The handle that wakes the webhook worker.
+    pub fn hooks_waker(&self) -> Arc<Notify> {
+        self.hooks_wake.clone()
     }
 
     /// The underlying store (for readiness checks and the delivery engine).

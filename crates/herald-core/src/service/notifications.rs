@@ -212,7 +212,7 @@ impl Service {
             }
             Err(e) => return Err(e.into()),
         }
-        self.wake.notify_one();
+        crate::delivery::engine::wake_all(&self.wake);
         Ok((202, response))
     }
 

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::webhooks::subscription_event;
 use super::{Service, paginate};
 use crate::clock::rfc3339;
 use crate::error::{FieldError, ServiceError};
@@ -153,7 +154,10 @@ impl Service {
             environment,
             topics: reg.topics,
         };
-        Ok(self.store.upsert_subscription(&new).await?)
+        let upserted = self.store.upsert_subscription(&new).await?;
+        let kind = if upserted.created { "subscription.created" } else { "subscription.updated" };
+        self.emit(vec![subscription_event(&upserted.value, kind, None)]).await;
+        Ok(upserted)
     }
 
     /// One subscription of the account (of one user when `external_id` is given), else 404.
@@ -197,11 +201,19 @@ impl Service {
         if !errors.is_empty() {
             return Err(ServiceError::Validation(errors));
         }
-        self.get_subscription(account_id, id, external_id).await?;
-        self.store
+        let before = self.get_subscription(account_id, id, external_id).await?;
+        let after = self
+            .store
             .update_subscription(account_id, id, &patch)
             .await?
-            .ok_or_else(|| ServiceError::not_found("subscription", id))
+            .ok_or_else(|| ServiceError::not_found("subscription", id))?;
+        let event = if before.status == SubscriptionStatus::Active && after.status == SubscriptionStatus::Inactive {
+            subscription_event(&after, "subscription.deactivated", after.inactive_reason.as_deref())
+        } else {
+            subscription_event(&after, "subscription.updated", None)
+        };
+        self.emit(vec![event]).await;
+        Ok(after)
     }
 
     /// Deletes a subscription.
@@ -212,9 +224,12 @@ impl Service {
         id: i64,
         external_id: Option<&str>,
     ) -> Result<(), ServiceError> {
-        self.get_subscription(account_id, id, external_id).await?;
+        let existing = self.get_subscription(account_id, id, external_id).await?;
         match self.store.delete_subscription(account_id, id).await? {
-            true => Ok(()),
+            true => {
+                self.emit(vec![subscription_event(&existing, "subscription.deleted", None)]).await;
+                Ok(())
+            }
             false => Err(ServiceError::not_found("subscription", id)),
         }
     }

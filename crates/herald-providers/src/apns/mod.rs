@@ -106,7 +106,8 @@ impl ApnsProvider {
         let headers = payload::headers(&HeaderInput {
             authorization,
             push_type: prepared.push_type,
-            bundle_id: config.bundle_id,
+            // A device registered with its own bundle id (settings.bundle_id) is pushed to that topic.
+            bundle_id: job.target.settings.get("bundle_id").and_then(|b| b.as_str()).unwrap_or(config.bundle_id),
             message_id: &job.message_id,
             options: &job.options,
             expiration: job.expires_at.div_euclid(1000),

@@ -43,6 +43,11 @@ pub fn classify(e: &ServiceError) -> (&'static str, StatusCode, Value) {
             ("validation_failed", StatusCode::UNPROCESSABLE_ENTITY, json!({"fields": fields}))
         }
         ServiceError::Gone(_) => ("gone", StatusCode::GONE, json!({})),
+        ServiceError::RateLimited { limit, window_secs, retry_after } => (
+            "rate_limited",
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"limit": limit, "window": format!("{window_secs}s"), "retry_after": retry_after}),
+        ),
         ServiceError::Store(_) | ServiceError::Internal(_) => {
             ("internal_error", StatusCode::INTERNAL_SERVER_ERROR, json!({}))
         }
@@ -96,8 +101,16 @@ impl IntoResponse for ApiError {
             "details": details,
         }});
         let mut res = (status, axum::Json(body)).into_response();
-        if let ServiceError::Unauthenticated(_) = self.0 {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self.0 {
+            ServiceError::Unauthenticated(_) => {
+                res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ServiceError::RateLimited { limit, window_secs, retry_after } => {
+                let policy = crate::http::limits::Policy { limit, window_secs };
+                let decision = crate::http::limits::Decision::Limited { policy, retry_after_secs: retry_after };
+                res.headers_mut().extend(decision.headers());
+            }
+            _ => {}
         }
         res
     }

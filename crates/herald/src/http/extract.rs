@@ -123,7 +123,8 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let app = AppState::from_ref(state);
         let token = bearer(&parts.headers).ok_or_else(missing)?;
-        let (account, _) = app.svc.authenticate_key(token, KeyKind::Secret).await?;
+        let (account, key) = app.svc.authenticate_key(token, KeyKind::Secret).await?;
+        app.limit(&account, &format!("key:{}", key.id))?;
         Ok(Backend(account))
     }
 }
@@ -141,13 +142,21 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let app = AppState::from_ref(state);
         let token = bearer(&parts.headers).ok_or_else(missing)?;
-        let ctx = if token.starts_with("ses_") {
-            app.svc.authenticate_session(token).await?
+        let (ctx, credential) = if token.starts_with("ses_") {
+            (app.svc.authenticate_session(token).await?, format!("session:{}", herald_core::keys::lookup_prefix(token)))
         } else {
             let user_token = header(&parts.headers, "x-herald-user-token");
             let dev_user = header(&parts.headers, "x-herald-user-id");
-            app.svc.authenticate_client(token, user_token, dev_user, ExpPolicy::Required).await?
+            let ctx = app.svc.authenticate_client(token, user_token, dev_user, ExpPolicy::Required).await?;
+            // A verified JWT names its user, so each user of a public key has a budget; a dev-mode
+            // user id is client-supplied and never selects a budget.
+            let credential = match user_token {
+                Some(_) => format!("pk:{}:{}", herald_core::keys::lookup_prefix(token), ctx.external_id),
+                None => format!("pk:{}", herald_core::keys::lookup_prefix(token)),
+            };
+            (ctx, credential)
         };
+        app.limit(&ctx.account, &credential)?;
         Ok(Client(ctx))
     }
 }

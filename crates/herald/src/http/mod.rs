@@ -2,7 +2,9 @@
 
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod openapi;
+pub mod pages;
 pub mod request_id;
 mod system;
 pub mod v1;
@@ -21,6 +23,30 @@ pub struct AppState {
     /// The operator token; `None` disables `/admin/v1`.
     pub admin_token: Option<Arc<str>>,
     pub public_url: Arc<str>,
+    /// Per-credential request budgets of this node.
+    pub limits: Arc<limits::RateLimits>,
+    /// Requests per minute per credential when the account sets none.
+    pub default_rate_per_minute: u32,
+}
+
+impl AppState {
+    /// Counts a request of `credential` against its account's budget.
+    pub fn limit(
+        &self,
+        account: &herald_core::model::Account,
+        credential: &str,
+    ) -> Result<(), herald_core::ServiceError> {
+        let per_minute =
+            account.rate_limit_per_minute.map_or(self.default_rate_per_minute, |l| l.clamp(1, u32::MAX as i64) as u32);
+        match self.limits.check(credential, limits::Policy::per_minute(per_minute)) {
+            limits::Decision::Allowed { .. } => Ok(()),
+            limits::Decision::Limited { policy, retry_after_secs } => Err(herald_core::ServiceError::RateLimited {
+                limit: policy.limit,
+                window_secs: policy.window_secs,
+                retry_after: retry_after_secs,
+            }),
+        }
+    }
 }
 
 /// One page of a list, as every `/v1` list endpoint answers.
@@ -37,6 +63,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(system::router())
         .merge(v1::router())
+        .merge(pages::router())
         .merge(crate::compat::router())
         .fallback(system::not_found)
         .with_state(state)

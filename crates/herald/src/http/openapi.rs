@@ -6,7 +6,7 @@ use herald_core::service::{AccountCreated, ChannelView, KeyCreated, SendAccepted
 use utoipa::openapi::security::{ApiKey as ApiKeyScheme, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::v1::{admin, channels, credentials, notifications, subscriptions, users};
+use super::v1::{admin, channels, credentials, notifications, subscriptions, users, webhooks};
 
 /// The error body of every `/v1` and `/admin/v1` failure (DESIGN.md section 4).
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -64,6 +64,8 @@ impl Modify for Security {
         subscriptions::patch_me, subscriptions::delete_me, subscriptions::add_topic_me, subscriptions::remove_topic_me,
         notifications::send, notifications::get_one, notifications::list, notifications::subscription_deliveries,
         notifications::my_inbox, notifications::my_read, notifications::user_inbox, notifications::user_read,
+        webhooks::create, webhooks::list, webhooks::get_one, webhooks::update, webhooks::remove,
+        crate::http::v1::pairing::create, crate::http::v1::pairing::redeem,
     ),
     components(schemas(ErrorBody, ErrorObject, Account, ApiKey, SigningKey, User, AccountCreated, KeyCreated,
         SessionCreated, ChannelView, SubscriptionView, SendAccepted, Delivery))

@@ -86,4 +86,72 @@ async fn operator_api_is_absent_without_a_token(b: Backend) {
     assert_eq!(app.scalar_i64("SELECT COUNT(*) FROM accounts").await, 0);
 }
 
-both_backends!(create_list_get_and_pause, operator_api_needs_the_admin_token, operator_api_is_absent_without_a_token);
+async fn rate_limits_are_per_credential_and_per_account(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let (id, sk, _) = app.account(false).await;
+    let (status, account) = app
+        .call(
+            Method::PATCH,
+            &format!("/admin/v1/accounts/{id}"),
+            Some(ADMIN_TOKEN),
+            Some(json!({"rate_limit_per_minute": 5})),
+        )
+        .await;
+    assert_eq!((status.as_u16(), account["rate_limit_per_minute"].as_i64()), (200, Some(5)));
+    for _ in 0..5 {
+        assert_eq!(app.get("/v1/channels", &sk).await.0, 200);
+    }
+    let res = app.http.get(format!("{}/v1/channels", app.base)).bearer_auth(&sk).send().await.unwrap();
+    assert_eq!(res.status(), 429);
+    let h = res.headers().clone();
+    let retry_after: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=12).contains(&retry_after), "{retry_after}");
+    assert_eq!(h["ratelimit-policy"], "5;w=60");
+    assert!(h["ratelimit"].to_str().unwrap().contains("remaining=0"));
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(body["error"]["details"]["limit"], 5);
+    assert_eq!(body["error"]["details"]["window"], "60s");
+    // Another credential of the same account has its own budget; a spoofed header changes nothing.
+    let (_, key) =
+        app.call(Method::POST, "/admin/v1/accounts", Some(ADMIN_TOKEN), Some(json!({"name": "other"}))).await;
+    let other = key["secret_key"].as_str().unwrap();
+    assert_eq!(app.get("/v1/channels", other).await.0, 200);
+    let spoofed = app
+        .call_headers(
+            Method::GET,
+            "/v1/channels",
+            &[("authorization", &format!("Bearer {sk}")), ("x-forwarded-for", "10.9.9.9")],
+            None,
+        )
+        .await;
+    assert_error(&spoofed, 429, "rate_limited");
+    // Resetting restores the server default.
+    app.call(
+        Method::PATCH,
+        &format!("/admin/v1/accounts/{id}"),
+        Some(ADMIN_TOKEN),
+        Some(json!({"rate_limit_per_minute": null})),
+    )
+    .await;
+    let (_, account) = app.get(&format!("/admin/v1/accounts/{id}"), ADMIN_TOKEN).await;
+    assert!(account["rate_limit_per_minute"].is_null());
+    assert_field(
+        &app.call(
+            Method::PATCH,
+            &format!("/admin/v1/accounts/{id}"),
+            Some(ADMIN_TOKEN),
+            Some(json!({"rate_limit_per_minute": 0})),
+        )
+        .await,
+        "rate_limit_per_minute",
+        "out_of_range",
+    );
+}
+
+both_backends!(
+    create_list_get_and_pause,
+    operator_api_needs_the_admin_token,
+    operator_api_is_absent_without_a_token,
+    rate_limits_are_per_credential_and_per_account,
+);

@@ -112,6 +112,7 @@ impl TestApp {
         config.delivery_poll_ms = 100;
         config.provider_timeout_ms = 1000;
         config.delivery_lease_seconds = 3;
+        config.webhook_retry_base_ms = 50;
         tweak(&mut config);
         let app = App::build(&config).await.expect("server builds");
         let base = format!("http://127.0.0.1:{}", app.port());

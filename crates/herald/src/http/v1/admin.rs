@@ -6,6 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use herald_core::model::{Account, AccountStatus};
 use herald_core::service::{AccountCreated, page_limit, parse_cursor};
+use herald_core::store::AccountPatch;
 use serde::Deserialize;
 
 use super::parse_enum;
@@ -27,6 +28,14 @@ pub struct UpdateAccount {
     /// `active` or `paused`; a paused account's keys are refused with 403.
     pub status: Option<String>,
     pub dev_mode: Option<bool>,
+    /// Requests per minute per credential; `null` restores the server default.
+    #[serde(default, deserialize_with = "present")]
+    pub rate_limit_per_minute: Option<Option<i64>>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
 }
 
 /// Cursor pagination.
@@ -81,7 +90,8 @@ pub async fn update(
         .as_deref()
         .map(|s| parse_enum("status", s, AccountStatus::parse, AccountStatus::expected))
         .transpose()?;
-    Ok(Json(app.svc.update_account(id, status, req.dev_mode).await?))
+    let patch = AccountPatch { status, dev_mode: req.dev_mode, rate_limit_per_minute: req.rate_limit_per_minute };
+    Ok(Json(app.svc.update_account(id, patch).await?))
 }
 
 pub(super) fn router() -> Router<AppState> {

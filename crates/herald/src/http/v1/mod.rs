@@ -4,8 +4,10 @@ pub mod admin;
 pub mod channels;
 pub mod credentials;
 pub mod notifications;
+pub mod pairing;
 pub mod subscriptions;
 pub mod users;
+pub mod webhooks;
 
 use axum::Router;
 use herald_core::ServiceError;
@@ -20,6 +22,8 @@ pub(super) fn router() -> Router<AppState> {
         .merge(users::router())
         .merge(subscriptions::router())
         .merge(notifications::router())
+        .merge(pairing::router())
+        .merge(webhooks::router())
 }
 
 /// Parses an enum field of a request body, naming the accepted values on failure.
