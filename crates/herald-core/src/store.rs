@@ -90,6 +90,8 @@ pub struct SubscriptionFilter {
 pub struct Upserted<T> {
     pub value: T,
     pub created: bool,
+    /// Subscriptions of other users this registration took the device from (`moved`).
+    pub moved: Vec<i64>,
 }
 
 /// Herald's storage.

@@ -284,7 +284,7 @@ macro_rules! impl_store {
                     .await
                     .map_err(db_err)?;
                 tx.commit().await.map_err(db_err)?;
-                Ok(Upserted { value: row.try_into()?, created: created.is_some() })
+                Ok(Upserted { value: row.try_into()?, created: created.is_some(), moved: Vec::new() })
             }
 
             async fn get_user(&self, account_id: i64, external_id: &str) -> StoreResult<Option<User>> {
@@ -541,26 +541,26 @@ macro_rules! impl_store {
                 }
                 // A device belongs to the user who registered it last, except that users a device
                 // sync linked to it (with this user) keep it.
-                sqlx::query(
+                let moved: Vec<i64> = sqlx::query_scalar(
                     "UPDATE subscriptions SET status = 'inactive', inactive_reason = 'moved', updated_at = $4 \
                      WHERE channel_id = $1 AND identifier = $2 AND user_id <> $3 AND status = 'active' \
                      AND NOT EXISTS (SELECT 1 FROM device_links me JOIN device_links other \
                      ON other.channel_id = me.channel_id AND other.identifier = me.identifier \
                      WHERE me.channel_id = $1 AND me.identifier = $2 AND me.user_id = $3 \
-                     AND other.user_id = subscriptions.user_id)",
+                     AND other.user_id = subscriptions.user_id) RETURNING id",
                 )
                 .bind(&sub.channel_id)
                 .bind(&sub.identifier)
                 .bind(user_id)
                 .bind(now)
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(db_err)?;
                 tx.commit().await.map_err(db_err)?;
                 let value = self.get_subscription(sub.account_id, id).await?.ok_or_else(|| {
                     herald_core::StoreError::Corrupt(format!("subscription {id} vanished after upsert"))
                 })?;
-                Ok(Upserted { value, created: inserted.is_some() })
+                Ok(Upserted { value, created: inserted.is_some(), moved })
             }
 
             async fn get_subscription(&self, account_id: i64, id: i64) -> StoreResult<Option<Subscription>> {

@@ -156,7 +156,13 @@ impl Service {
         };
         let upserted = self.store.upsert_subscription(&new).await?;
         let kind = if upserted.created { "subscription.created" } else { "subscription.updated" };
-        self.emit(vec![subscription_event(&upserted.value, kind, None)]).await;
+        let mut events = vec![subscription_event(&upserted.value, kind, None)];
+        for id in &upserted.moved {
+            if let Ok(Some(moved)) = self.store.get_subscription(account_id, *id).await {
+                events.push(subscription_event(&moved, "subscription.deactivated", Some("moved")));
+            }
+        }
+        self.emit(events).await;
         Ok(upserted)
     }
 

@@ -227,7 +227,25 @@ async fn channel_callbacks_hear_subscribes_and_unsubscribes(b: Backend) {
     );
 }
 
+async fn a_moved_device_is_reported_deactivated(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let (_, sk, _) = app.account(false).await;
+    app.web_push_channel(&sk).await;
+    let receiver = MockPush::start().await;
+    let (_, secret) = webhook(&app, &sk, &receiver.endpoint("m"), &["subscription.deactivated"]).await;
+    let body_of = json!({"settings": web_push_settings("https://fcm.googleapis.com/fcm/send/shared")});
+    let (_, alice) = app.post("/v1/users/alice/subscriptions", &sk, body_of.clone()).await;
+    app.post("/v1/users/bob/subscriptions", &sk, body_of).await;
+    let got = wait_for(&receiver, 1).await;
+    standardwebhooks::Webhook::new(&secret).unwrap().verify(&got[0].body, &got[0].headers).unwrap();
+    let event = body(&got[0]);
+    assert_eq!(event["type"], "subscription.deactivated");
+    assert_eq!((event["data"]["id"].clone(), event["data"]["reason"].as_str()), (alice["id"].clone(), Some("moved")));
+    assert_eq!(event["data"]["user"], "alice");
+}
+
 both_backends!(
+    a_moved_device_is_reported_deactivated,
     events_are_signed_and_verify,
     failures_retry_then_disable_after_five_days,
     webhook_input_is_validated,
