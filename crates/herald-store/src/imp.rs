@@ -6,6 +6,7 @@ use herald_core::clock::{Millis, now_ms};
 use herald_core::model::*;
 use herald_core::store::*;
 use serde_json::Value;
+use sqlx::QueryBuilder;
 
 use crate::rows::*;
 use crate::{PgStore, SqliteStore, db_err};
@@ -574,25 +575,38 @@ macro_rules! impl_store {
             }
 
             async fn list_subscriptions(&self, f: &SubscriptionFilter) -> StoreResult<Vec<Subscription>> {
-                let rows: Vec<SubscriptionRow> = sqlx::query_as(concat!(
-                    subscription_select!(),
-                    "WHERE s.account_id = $1 AND s.id > $2 \
-                     AND ($3 IS NULL OR u.external_id = $3) \
-                     AND ($4 IS NULL OR s.channel_id = $4) \
-                     AND ($5 IS NULL OR s.status = $5) \
-                     AND ($6 IS NULL OR s.id IN (SELECT subscription_id FROM subscription_topics WHERE account_id = $1 AND topic = $6)) \
-                     ORDER BY s.id LIMIT $7"
-                ))
-                .bind(f.account_id)
-                .bind(f.after_id.unwrap_or(0))
-                .bind(f.external_id.as_deref())
-                .bind(f.channel_id.as_deref())
-                .bind(f.status.map(SubscriptionStatus::as_str))
-                .bind(f.topic.as_deref())
-                .bind(f.limit as i64)
-                .fetch_all(self.reader())
-                .await
-                .map_err(db_err)?;
+                // Only the filters given become conditions: `($n IS NULL OR col = $n)` would keep
+                // both engines from using the matching index.
+                let mut qb = match &f.external_id {
+                    Some(user) => {
+                        let mut qb = QueryBuilder::new(concat!(subscription_select_by_user!(), "AND u.account_id = "));
+                        qb.push_bind(f.account_id).push(" AND u.external_id = ").push_bind(user.clone());
+                        qb
+                    }
+                    None => {
+                        let mut qb = QueryBuilder::new(concat!(subscription_select!(), "WHERE s.account_id = "));
+                        qb.push_bind(f.account_id);
+                        qb
+                    }
+                };
+                // (By user, the account is fixed by the user row; repeating it on `s` would steer
+                // SQLite to the per-account index instead of the per-user one.)
+                qb.push(" AND s.id > ").push_bind(f.after_id.unwrap_or(0));
+                if let Some(channel) = &f.channel_id {
+                    qb.push(" AND s.channel_id = ").push_bind(channel.clone());
+                }
+                if let Some(status) = f.status {
+                    qb.push(" AND s.status = ").push_bind(status.as_str());
+                }
+                if let Some(topic) = &f.topic {
+                    qb.push(" AND s.id IN (SELECT subscription_id FROM subscription_topics WHERE account_id = ")
+                        .push_bind(f.account_id)
+                        .push(" AND topic = ")
+                        .push_bind(topic.clone())
+                        .push(")");
+                }
+                qb.push(" ORDER BY s.id LIMIT ").push_bind(f.limit as i64);
+                let rows: Vec<SubscriptionRow> = qb.build_query_as().fetch_all(self.reader()).await.map_err(db_err)?;
                 self.load_subscriptions(rows).await
             }
 

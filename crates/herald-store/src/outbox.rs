@@ -269,19 +269,16 @@ macro_rules! impl_outbox {
             }
 
             async fn list_deliveries(&self, f: &DeliveryFilter) -> StoreResult<Vec<Delivery>> {
-                let rows: Vec<DeliveryRow> = sqlx::query_as(concat!(
-                    "SELECT ", delivery_cols!(), " FROM deliveries d WHERE d.account_id = $1 AND d.id > $2 \
-                     AND ($3 IS NULL OR d.notification_id = $3) AND ($4 IS NULL OR d.subscription_id = $4) \
-                     ORDER BY d.id LIMIT $5"
-                ))
-                .bind(f.account_id)
-                .bind(f.after_id.unwrap_or(0))
-                .bind(f.notification_id.as_deref())
-                .bind(f.subscription_id)
-                .bind(f.limit as i64)
-                .fetch_all(self.reader())
-                .await
-                .map_err(db_err)?;
+                let mut qb = QueryBuilder::new(concat!("SELECT ", delivery_cols!(), " FROM deliveries d WHERE d.account_id = "));
+                qb.push_bind(f.account_id).push(" AND d.id > ").push_bind(f.after_id.unwrap_or(0));
+                if let Some(n) = &f.notification_id {
+                    qb.push(" AND d.notification_id = ").push_bind(n.clone());
+                }
+                if let Some(s) = f.subscription_id {
+                    qb.push(" AND d.subscription_id = ").push_bind(s);
+                }
+                qb.push(" ORDER BY d.id LIMIT ").push_bind(f.limit as i64);
+                let rows: Vec<DeliveryRow> = qb.build_query_as().fetch_all(self.reader()).await.map_err(db_err)?;
                 rows.into_iter().map(Delivery::try_from).collect()
             }
 
@@ -289,8 +286,8 @@ macro_rules! impl_outbox {
                 let mut out = Vec::new();
                 for chunk in external_ids.chunks(INSERT_CHUNK) {
                     let mut qb = QueryBuilder::new(concat!(
-                        subscription_select!(),
-                        "WHERE c.deleted_at IS NULL AND s.status = 'active' AND s.account_id = "
+                        subscription_select_by_user!(),
+                        "AND c.deleted_at IS NULL AND s.status = 'active' AND u.account_id = "
                     ));
                     qb.push_bind(account_id).push(" AND u.external_id IN (");
                     let mut list = qb.separated(", ");
