@@ -44,7 +44,7 @@ pub(crate) fn passes_filter(filter: &Option<Vec<String>>, channel_id: &str, chan
 }
 
 macro_rules! impl_outbox {
-    ($store:ty, $conn:ty, $lock:literal, $notify:literal) => {
+    ($store:ty, $conn:ty, $lock:literal, $notify:literal, $results_sql:literal) => {
         impl $store {
             /// Tells other nodes there is new work (PostgreSQL `NOTIFY`, delivered at commit).
             async fn announce_work(conn: &mut $conn) -> StoreResult<()> {
@@ -107,29 +107,9 @@ macro_rules! impl_outbox {
                 Ok(())
             }
 
-            async fn apply_result(conn: &mut $conn, r: &DeliveryResult, now: Millis) -> StoreResult<()> {
-                let status = r.status.as_str();
-                let done = sqlx::query(
-                    "UPDATE deliveries SET status = $1, provider_status = $2, provider_reason = $3, \
-                     provider_message_id = COALESCE($4, provider_message_id), next_attempt_at = $5, lease_owner = NULL, \
-                     lease_until = NULL, updated_at = $6, delivered_at = CASE WHEN $1 = 'delivered' THEN $6 ELSE delivered_at END \
-                     WHERE id = $7 AND lease_owner = $8 AND status = 'sending'",
-                )
-                .bind(status)
-                .bind(r.provider_status.map(i64::from))
-                .bind(r.provider_reason.as_deref())
-                .bind(r.provider_message_id.as_deref())
-                .bind(r.next_attempt_at)
-                .bind(now)
-                .bind(r.delivery_id)
-                .bind(&r.lease)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_err)?;
-                if done.rows_affected() == 0 {
-                    // Our lease expired and another worker owns the row now: its result wins.
-                    return Ok(());
-                }
+            /// The consequences of a result beyond its own row: a gone subscription is
+            /// deactivated, a configuration error marks the channel unhealthy.
+            async fn apply_side_effects(conn: &mut $conn, r: &DeliveryResult, now: Millis) -> StoreResult<()> {
                 match &r.outcome {
                     Some(Outcome::Gone { reason, .. }) => {
                         sqlx::query(
@@ -422,9 +402,32 @@ macro_rules! impl_outbox {
                     return Ok(());
                 }
                 let now = now_ms();
+                let rows: Vec<Value> = results
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "id": r.delivery_id,
+                            "l": r.lease,
+                            "s": r.status.as_str(),
+                            "ps": r.provider_status,
+                            "pr": r.provider_reason,
+                            "pm": r.provider_message_id,
+                            "n": r.next_attempt_at,
+                        })
+                    })
+                    .collect();
                 let mut tx = self.writer().begin().await.map_err(db_err)?;
-                for r in results {
-                    Self::apply_result(&mut tx, r, now).await?;
+                // One set-based statement for the whole batch (on SQLite a statement costs a
+                // worker-thread round trip: per-row UPDATEs were the engine's bottleneck). Rows
+                // whose lease expired and moved on are not updated: the new holder's result wins.
+                let applied: Vec<i64> = sqlx::query_scalar($results_sql)
+                    .bind(Value::from(rows).to_string())
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                for r in results.iter().filter(|r| r.outcome.is_some() && applied.contains(&r.delivery_id)) {
+                    Self::apply_side_effects(&mut tx, r, now).await?;
                 }
                 // A channel that delivers again is healthy again.
                 let mut healed: Vec<&str> = results
@@ -533,5 +536,27 @@ macro_rules! impl_outbox {
     };
 }
 
-impl_outbox!(SqliteStore, sqlx::SqliteConnection, "", "");
-impl_outbox!(PgStore, sqlx::PgConnection, " FOR UPDATE SKIP LOCKED", "NOTIFY herald_work");
+impl_outbox!(
+    SqliteStore,
+    sqlx::SqliteConnection,
+    "",
+    "",
+    "UPDATE deliveries SET status = json_extract(j.value, '$.s'), provider_status = json_extract(j.value, '$.ps'), \
+     provider_reason = json_extract(j.value, '$.pr'), \
+     provider_message_id = COALESCE(json_extract(j.value, '$.pm'), provider_message_id), \
+     next_attempt_at = json_extract(j.value, '$.n'), lease_owner = NULL, lease_until = NULL, updated_at = $2, \
+     delivered_at = CASE WHEN json_extract(j.value, '$.s') = 'delivered' THEN $2 ELSE delivered_at END \
+     FROM json_each($1) AS j WHERE deliveries.id = json_extract(j.value, '$.id') \
+     AND deliveries.lease_owner = json_extract(j.value, '$.l') AND deliveries.status = 'sending' RETURNING deliveries.id"
+);
+impl_outbox!(
+    PgStore,
+    sqlx::PgConnection,
+    " FOR UPDATE SKIP LOCKED",
+    "NOTIFY herald_work",
+    "UPDATE deliveries AS d SET status = j.s, provider_status = j.ps, provider_reason = j.pr, \
+     provider_message_id = COALESCE(j.pm, d.provider_message_id), next_attempt_at = j.n, lease_owner = NULL, \
+     lease_until = NULL, updated_at = $2, delivered_at = CASE WHEN j.s = 'delivered' THEN $2 ELSE d.delivered_at END \
+     FROM json_to_recordset($1::json) AS j(id BIGINT, l TEXT, s TEXT, ps BIGINT, pr TEXT, pm TEXT, n BIGINT) \
+     WHERE d.id = j.id AND d.lease_owner = j.l AND d.status = 'sending' RETURNING d.id"
+);
