@@ -58,7 +58,9 @@ free_port() {
 }
 
 # herald_start [ENV=VALUE ...]: starts `herald serve` with a fresh database unless
-# HERALD_DATABASE_URL is passed; waits for /readyz. Sets HERALD_URL and HERALD_PID.
+# HERALD_DATABASE_URL is passed; waits for /readyz. Sets HERALD_URL and HERALD_PID. The per-key
+# rate limit is lifted (the benchmarks measure the server, one key drives all the load); set
+# HERALD_RATE_LIMIT_PER_MINUTE to measure with a limit.
 herald_start() {
     local port
     [[ "$BENCH_BACKGROUND" != "?" ]] || bench_wait_quiet
@@ -68,6 +70,7 @@ herald_start() {
         HERALD_DATABASE_URL="$BENCH_TMP/herald.db" \
         HERALD_ADMIN_TOKEN="$ADMIN_TOKEN" \
         HERALD_OUTBOUND_ALLOW="127.0.0.1/32" \
+        HERALD_RATE_LIMIT_PER_MINUTE="${HERALD_RATE_LIMIT_PER_MINUTE:-1000000000}" \
         HERALD_LOG_FORMAT=text \
         RUST_LOG="${RUST_LOG:-warn}" \
         "$@" "$HERALD" serve >>"$BENCH_TMP/herald.log" 2>&1 &
