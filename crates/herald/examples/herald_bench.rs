@@ -7,8 +7,12 @@
 //! - `webpush`: N browser subscriptions with real P-256 keys on a local HTTP/1.1 sink, one
 //!   channel broadcast, time from 202 to the last delivery;
 //! - `native`: the same against the in-process HTTP/2 mock APNs and mock FCM (recording off);
-//! - `latency`: calibrates the broadcast rate, then sends to single users open-loop at a fraction
-//!   of it and matches each sink arrival (by path) with the 202 of its send;
+//! - `latency`: calibrates the broadcast rate and the single-user send capacity, then sends to
+//!   single users open-loop at fractions of them and matches each sink arrival (by the send's
+//!   `Topic` marker, its `collapse_key`) with the 202 of its send;
+//! - `rss-exercise`: list / register / send traffic against the bench-rss database;
+//! - `sqlx-roundtrip`: the cost of one statement through sqlx's SQLite driver;
+//! - `threads`: per-thread CPU of a process over a window;
 //! - `sink`: just the counting sink, for scripts that need an endpoint (bench-rss);
 //! - `free-port`: prints a free loopback port.
 //!
