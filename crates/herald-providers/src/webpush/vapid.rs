@@ -62,7 +62,7 @@ impl fmt::Debug for VapidKey {
 
 impl VapidKey {
     /// Loads a key from an unencrypted PKCS#8 v1 DER document (as produced by
-    /// [`VapidKey::generate`]).
+    /// [`herald_core::keys::generate_vapid`], base64-decoded).
     ///
     /// # Errors
     /// [`VapidError::InvalidKey`] if the document is not a P-256 key.
@@ -92,18 +92,6 @@ impl VapidKey {
     fn from_key_pair(key_pair: EcdsaKeyPair) -> Self {
         let public_b64 = URL_SAFE_NO_PAD.encode(key_pair.public_key().as_ref());
         Self { key_pair, public_b64 }
-    }
-
-    /// Generates a new key, returning its PKCS#8 DER document (to store) and
-    /// its 65-byte uncompressed public key (the browser's `applicationServerKey`).
-    ///
-    /// # Errors
-    /// [`VapidError::Internal`] if the crypto library fails.
-    pub fn generate() -> Result<(Vec<u8>, [u8; 65]), VapidError> {
-        let key_pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| VapidError::Internal)?;
-        let der = key_pair.to_pkcs8v1().map_err(|_| VapidError::Internal)?;
-        let public = key_pair.public_key().as_ref().try_into().map_err(|_| VapidError::Internal)?;
-        Ok((der.as_ref().to_vec(), public))
     }
 
     /// The 65-byte uncompressed public key.

@@ -8,9 +8,11 @@ const SUBJECT: &str = "mailto:ops@example.com";
 const AUD: &str = "https://fcm.googleapis.com";
 
 fn key() -> VapidKey {
-    let (der, public) = VapidKey::generate().unwrap();
+    // The generator production uses when a Web Push channel is created.
+    let pair = herald_core::keys::generate_vapid();
+    let der = base64::engine::general_purpose::STANDARD.decode(&pair.private_pkcs8_b64).unwrap();
     let key = VapidKey::from_pkcs8(&der).unwrap();
-    assert_eq!(key.public_key(), public);
+    assert_eq!(key.public_key_b64(), pair.public_key_b64url);
     key
 }
 
