@@ -29,7 +29,7 @@ pub trait CompatStore: Send + Sync {
     async fn insert_chat(&self, id: &str, account_id: i64, external_id: &str) -> StoreResult<Option<Chat>>;
     async fn get_chat(&self, account_id: i64, id: &str) -> StoreResult<Option<Chat>>;
 
-    /// Ids of a user's subscriptions with this identifier, on any channel.
+    /// Ids of a user's subscriptions of this device (canonical address), on any channel.
     async fn user_subscription_ids(
         &self,
         account_id: i64,

@@ -19,6 +19,8 @@ pub struct AccountPatch {
     pub dev_mode: Option<bool>,
     /// `Some(None)` resets to the server default.
     pub rate_limit_per_minute: Option<Option<i64>>,
+    /// Replaces the whole client policy when given.
+    pub policy: Option<AccountPolicy>,
 }
 
 /// A key to insert (already hashed).
@@ -56,7 +58,10 @@ pub struct NewSubscription {
     pub account_id: i64,
     pub external_id: String,
     pub channel_id: String,
+    /// The caller's dedup key; the address unless the caller chose one.
     pub identifier: String,
+    /// The canonical device address (endpoint or token): one device, one subscription per user.
+    pub address: String,
     pub settings: Value,
     pub kind: SubscriptionKind,
     pub environment: Environment,
@@ -161,8 +166,9 @@ pub trait Store:
     async fn delete_channel(&self, account_id: i64, id: &str) -> StoreResult<bool>;
 
     // subscriptions
-    /// Insert-or-update on (channel, identifier, user), then apply the device-ownership rule:
-    /// the same (channel, identifier) active for any other user becomes inactive (`moved`).
+    /// Insert-or-update on (channel, identifier, user) or else (channel, address, user), folding
+    /// a second row of the user for the same device into the one kept; then the device-ownership
+    /// rule: the same (channel, address) active for any other user becomes inactive (`moved`).
     async fn upsert_subscription(&self, sub: &NewSubscription) -> StoreResult<Upserted<Subscription>>;
     async fn get_subscription(&self, account_id: i64, id: i64) -> StoreResult<Option<Subscription>>;
     async fn list_subscriptions(&self, filter: &SubscriptionFilter) -> StoreResult<Vec<Subscription>>;

@@ -2,7 +2,7 @@
 //! layer so that nothing invalid reaches a transaction.
 
 use base64::Engine;
-use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
 
 use crate::error::FieldError;
@@ -53,7 +53,8 @@ impl EndpointPolicy for HttpsOnly {
     }
 }
 
-/// Checks a required, length-limited string field and pushes any error.
+/// Checks a required, length-limited string field without control characters and pushes any
+/// error.
 pub fn required_str<'a>(
     errors: &mut Vec<FieldError>,
     field: &str,
@@ -67,6 +68,11 @@ pub fn required_str<'a>(
         }
         Some(v) if v.chars().count() > max => {
             errors.push(FieldError::too_long(field, max));
+            None
+        }
+        // Names, URLs and tokens have no use for control characters.
+        Some(v) if v.chars().any(char::is_control) => {
+            errors.push(FieldError::new(field, "invalid", format!("{field} must not contain control characters")));
             None
         }
         Some(v) => Some(v),
@@ -105,6 +111,48 @@ pub fn topic_name(field: &str, value: &str) -> Result<(), FieldError> {
 /// Decodes base64url with or without padding.
 pub fn b64url(s: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(s).or_else(|_| URL_SAFE.decode(s)).ok()
+}
+
+/// Decodes base64 in either alphabet, padded or not: browsers' `PushSubscription.toJSON()`
+/// gives unpadded base64url, but hand-written clients often pass `btoa()` output (standard
+/// alphabet, padded).
+pub fn b64_any(s: &str) -> Option<Vec<u8>> {
+    b64url(s).or_else(|| STANDARD.decode(s).ok()).or_else(|| STANDARD_NO_PAD.decode(s).ok())
+}
+
+/// The canonical form of a Web Push endpoint: surrounding ASCII whitespace trimmed, then the
+/// WHATWG serialisation (lower-case scheme and host, default port dropped). One browser is one
+/// endpoint, whatever padding or spelling a client sent, so this is what is stored, compared
+/// and deduplicated. Whitespace or control characters left inside are refused: no push
+/// service issues them, and the URL parser would silently strip some of them.
+pub fn canonical_endpoint(raw: &str) -> Result<String, &'static str> {
+    let trimmed = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+    if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain whitespace or control characters");
+    }
+    let url = url::Url::parse(trimmed).map_err(|_| "is not a valid URL")?;
+    Ok(url.into())
+}
+
+/// The canonical form of a device token: APNs tokens are hex, which Apple treats
+/// case-insensitively, so they are stored lower-case; FCM tokens are opaque and kept exactly.
+pub fn canonical_token(channel_type: ChannelType, raw: &str) -> String {
+    match channel_type {
+        ChannelType::Apns => raw.to_ascii_lowercase(),
+        _ => raw.to_string(),
+    }
+}
+
+/// The canonical device address (endpoint or token) of stored settings, as the store keys
+/// device ownership on; `None` when the settings hold neither.
+pub fn device_address(channel_type: ChannelType, settings: &Value) -> Option<String> {
+    match channel_type {
+        ChannelType::WebPush => canonical_endpoint(settings.get("endpoint")?.as_str()?).ok(),
+        _ => {
+            let token = settings.get("token").or_else(|| settings.get("device_token"))?.as_str()?;
+            Some(canonical_token(channel_type, token))
+        }
+    }
 }
 
 /// Encodes base64url without padding, the form Web Push uses everywhere.
@@ -159,14 +207,14 @@ pub fn settings(
     match channel_type {
         ChannelType::WebPush => web_push_settings(obj, endpoints),
         ChannelType::Apns => apns_settings(obj),
-        ChannelType::Fcm => token_settings(obj, "FCM", is_fcm_token, "1-4096 printable characters"),
+        ChannelType::Fcm => token_settings(ChannelType::Fcm, obj, "FCM", is_fcm_token, "1-4096 printable characters"),
     }
 }
 
 /// APNs settings: the token, plus an optional `bundle_id` that replaces the channel's as this
 /// device's `apns-topic` (an app family sharing one key, Bright Pattern's `ios_app_bundle_id`).
 fn apns_settings(obj: &Map<String, Value>) -> Result<ValidSettings, Vec<FieldError>> {
-    let mut valid = token_settings(obj, "APNs", is_apns_token, "hex, 64-200 characters")?;
+    let mut valid = token_settings(ChannelType::Apns, obj, "APNs", is_apns_token, "hex, 64-200 characters")?;
     let mut errors = Vec::new();
     if let Some(bundle) = str_field(obj, "bundle_id", &mut errors, "settings.bundle_id") {
         if is_bundle_id(bundle) {
@@ -205,8 +253,8 @@ fn str_field<'a>(obj: &'a Map<String, Value>, name: &str, errors: &mut Vec<Field
     }
 }
 
-fn web_push_settings(
-    obj: &Map<String, Value>,
+fn web_push_settings<'a>(
+    obj: &'a Map<String, Value>,
     endpoints: &dyn EndpointPolicy,
 ) -> Result<ValidSettings, Vec<FieldError>> {
     let mut errors = Vec::new();
@@ -219,38 +267,55 @@ fn web_push_settings(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let endpoint = required_str(&mut errors, "settings.endpoint", endpoint, MAX_ENDPOINT);
-    let p256dh = required_str(&mut errors, "settings.p256dh", p256dh, MAX_WEBPUSH_KEY);
-    let auth = required_str(&mut errors, "settings.auth", auth, MAX_WEBPUSH_KEY);
-    if let Some(e) = endpoint
-        && let Err(reason) = endpoints.check(e)
-    {
-        errors.push(FieldError::new("settings.endpoint", "invalid", format!("endpoint {reason}")));
-    }
-    if let Some(k) = p256dh
-        && !b64url(k).is_some_and(|b| is_p256_point(&b))
-    {
-        errors.push(FieldError::new(
-            "settings.p256dh",
-            "invalid",
-            "p256dh must be a base64url uncompressed P-256 public key (65 bytes)",
-        ));
-    }
-    if let Some(a) = auth
-        && b64url(a).is_none_or(|b| b.len() != 16)
-    {
-        errors.push(FieldError::new("settings.auth", "invalid", "auth must be a base64url 16-byte secret"));
-    }
+    let trim = |s: Option<&'a str>| s.map(|s| s.trim_matches(|c: char| c.is_ascii_whitespace()));
+    let endpoint = required_str(&mut errors, "settings.endpoint", trim(endpoint), MAX_ENDPOINT);
+    let p256dh = required_str(&mut errors, "settings.p256dh", trim(p256dh), MAX_WEBPUSH_KEY);
+    let auth = required_str(&mut errors, "settings.auth", trim(auth), MAX_WEBPUSH_KEY);
+    let endpoint = endpoint.and_then(|e| match canonical_endpoint(e) {
+        Ok(canonical) if canonical.len() > MAX_ENDPOINT => {
+            errors.push(FieldError::too_long("settings.endpoint", MAX_ENDPOINT));
+            None
+        }
+        Ok(canonical) => match endpoints.check(&canonical) {
+            Ok(()) => Some(canonical),
+            Err(reason) => {
+                errors.push(FieldError::new("settings.endpoint", "invalid", format!("endpoint {reason}")));
+                None
+            }
+        },
+        Err(reason) => {
+            errors.push(FieldError::new("settings.endpoint", "invalid", format!("endpoint {reason}")));
+            None
+        }
+    });
+    let p256dh = p256dh.and_then(|k| match b64_any(k) {
+        Some(bytes) if is_p256_point(&bytes) => Some(to_b64url(&bytes)),
+        _ => {
+            errors.push(FieldError::new(
+                "settings.p256dh",
+                "invalid",
+                "p256dh must be a base64url uncompressed P-256 public key (65 bytes)",
+            ));
+            None
+        }
+    });
+    let auth = auth.and_then(|a| match b64_any(a) {
+        Some(bytes) if bytes.len() == 16 => Some(to_b64url(&bytes)),
+        _ => {
+            errors.push(FieldError::new("settings.auth", "invalid", "auth must be a base64url 16-byte secret"));
+            None
+        }
+    });
     match (endpoint, p256dh, auth) {
-        (Some(e), Some(p), Some(a)) if errors.is_empty() => Ok(ValidSettings {
-            settings: json!({"endpoint": e, "p256dh": p, "auth": a}),
-            natural_identifier: e.to_string(),
-        }),
+        (Some(e), Some(p), Some(a)) if errors.is_empty() => {
+            Ok(ValidSettings { settings: json!({"endpoint": e, "p256dh": p, "auth": a}), natural_identifier: e })
+        }
         _ => Err(errors),
     }
 }
 
 fn token_settings(
+    channel_type: ChannelType,
     obj: &Map<String, Value>,
     provider: &str,
     valid: fn(&str) -> bool,
@@ -269,7 +334,8 @@ fn token_settings(
     if !valid(token) {
         return Err(vec![FieldError::new(path, "invalid", format!("{provider} token must be {shape}"))]);
     }
-    Ok(ValidSettings { settings: json!({"token": token}), natural_identifier: token.to_string() })
+    let token = canonical_token(channel_type, token);
+    Ok(ValidSettings { settings: json!({"token": token}), natural_identifier: token })
 }
 
 /// Parses an optional environment field.
@@ -339,6 +405,53 @@ mod tests {
         let wrong_type =
             settings(ChannelType::WebPush, &json!({"endpoint": 5, "p256dh": P256DH, "auth": AUTH}), &HttpsOnly);
         assert_eq!(reasons(wrong_type), [("settings.endpoint".into(), "invalid_type")]);
+    }
+
+    #[test]
+    fn one_browser_is_one_canonical_endpoint() {
+        let plain = wp("https://push.example/abc", P256DH, AUTH).unwrap();
+        for spelling in [
+            " https://push.example/abc",
+            "https://push.example/abc\n",
+            "\thttps://push.example/abc",
+            "HTTPS://PUSH.example:443/abc",
+            "https://push.EXAMPLE/abc \r\n",
+        ] {
+            let got = wp(spelling, P256DH, AUTH).unwrap();
+            assert_eq!(got.natural_identifier, "https://push.example/abc", "{spelling:?}");
+            assert_eq!(got.settings, plain.settings);
+        }
+        for bad in ["https://push.example/a b", "https://push.example/a\u{0}b", "https://push.example/a\tb"] {
+            assert_eq!(reasons(wp(bad, P256DH, AUTH)), [("settings.endpoint".into(), "invalid")], "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn keys_in_any_base64_are_stored_as_unpadded_base64url() {
+        use base64::engine::general_purpose::STANDARD;
+        let p = STANDARD.encode(b64url(P256DH).unwrap());
+        let a = STANDARD.encode(b64url(AUTH).unwrap());
+        assert!(p.ends_with('=') || p.contains('+') || p.contains('/'));
+        let got = wp("https://push.example/abc", &p, &a).unwrap();
+        assert_eq!(got.settings["p256dh"], P256DH);
+        assert_eq!(got.settings["auth"], AUTH);
+        let padded = wp("https://push.example/abc", &format!("{P256DH}="), &format!("{AUTH}==")).unwrap();
+        assert_eq!(padded.settings["auth"], AUTH);
+    }
+
+    #[test]
+    fn apns_tokens_are_lower_case_and_fcm_tokens_exact() {
+        let upper = "AB".repeat(32);
+        let got = settings(ChannelType::Apns, &json!({"token": upper}), &HttpsOnly).unwrap();
+        assert_eq!(got.natural_identifier, "ab".repeat(32));
+        assert_eq!(got.settings["token"], "ab".repeat(32));
+        let fcm = settings(ChannelType::Fcm, &json!({"token": "AbC:x"}), &HttpsOnly).unwrap();
+        assert_eq!(fcm.natural_identifier, "AbC:x");
+        assert_eq!(device_address(ChannelType::Apns, &json!({"token": upper})), Some("ab".repeat(32)));
+        assert_eq!(
+            device_address(ChannelType::WebPush, &json!({"endpoint": " HTTPS://P.example:443/x"})),
+            Some("https://p.example/x".into())
+        );
     }
 
     #[test]

@@ -82,7 +82,7 @@ macro_rules! impl_compat {
             ) -> StoreResult<Vec<i64>> {
                 sqlx::query_scalar(
                     "SELECT s.id FROM subscriptions s JOIN users u ON u.id = s.user_id \
-                     WHERE u.account_id = $1 AND u.external_id = $2 AND s.identifier = $3 ORDER BY s.id",
+                     WHERE u.account_id = $1 AND u.external_id = $2 AND s.address = $3 ORDER BY s.id",
                 )
                 .bind(account_id)
                 .bind(external_id)

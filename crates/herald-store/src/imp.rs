@@ -57,6 +57,40 @@ macro_rules! impl_store {
                     .map_err(db_err)
             }
 
+            /// Folds subscription `fold` into `keep` (two rows of one user for one device): its topics
+            /// join `keep`'s, and it stays, inactive with `reason`, for its delivery history, under a
+            /// placeholder address and identifier so it can never collide again.
+            pub(crate) async fn fold_subscription(conn: &mut $conn, keep: i64, fold: i64, reason: &str, now: Millis) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO subscription_topics (subscription_id, account_id, topic) \
+                     SELECT $1, account_id, topic FROM subscription_topics WHERE subscription_id = $2 \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(keep)
+                .bind(fold)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+                sqlx::query("DELETE FROM subscription_topics WHERE subscription_id = $1")
+                    .bind(fold)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                let placeholder = format!("merged:{fold}");
+                sqlx::query(
+                    "UPDATE subscriptions SET status = 'inactive', inactive_reason = $2, address = $3, identifier = $3, \
+                     updated_at = $4 WHERE id = $1",
+                )
+                .bind(fold)
+                .bind(reason)
+                .bind(&placeholder)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+                Ok(())
+            }
+
             async fn replace_topics(conn: &mut $conn, account_id: i64, id: i64, topics: &[String]) -> StoreResult<()> {
                 sqlx::query("DELETE FROM subscription_topics WHERE subscription_id = $1")
                     .bind(id)
@@ -163,8 +197,8 @@ macro_rules! impl_store {
             async fn update_account(&self, id: i64, patch: &AccountPatch) -> StoreResult<Option<Account>> {
                 let row: Option<AccountRow> = sqlx::query_as(concat!(
                     "UPDATE accounts SET status = COALESCE($2, status), dev_mode = COALESCE($3, dev_mode), updated_at = $4, \
-                     rate_limit_per_minute = CASE WHEN $5 THEN $6 ELSE rate_limit_per_minute END \
-                     WHERE id = $1 RETURNING ",
+                     rate_limit_per_minute = CASE WHEN $5 THEN $6 ELSE rate_limit_per_minute END, \
+                     policy = COALESCE($7, policy) WHERE id = $1 RETURNING ",
                     account_cols!()
                 ))
                 .bind(id)
@@ -173,6 +207,7 @@ macro_rules! impl_store {
                 .bind(now_ms())
                 .bind(patch.rate_limit_per_minute.is_some())
                 .bind(patch.rate_limit_per_minute.flatten())
+                .bind(patch.policy.as_ref().map(|p| serde_json::to_string(p).unwrap_or_else(|_| "{}".into())))
                 .fetch_optional(self.writer())
                 .await
                 .map_err(db_err)?;
@@ -187,7 +222,8 @@ macro_rules! impl_store {
             async fn find_api_keys(&self, prefix: &str) -> StoreResult<Vec<(ApiKey, Account)>> {
                 let rows: Vec<KeyAccountRow> = sqlx::query_as(concat!(
                     "SELECT ", key_cols!(), ", a.id AS a_id, a.name AS a_name, a.status AS a_status, \
-                     a.dev_mode AS a_dev_mode, a.rate_limit_per_minute AS a_rate_limit_per_minute, a.created_at AS a_created_at \
+                     a.dev_mode AS a_dev_mode, a.rate_limit_per_minute AS a_rate_limit_per_minute, a.policy AS a_policy, \
+                     a.created_at AS a_created_at \
                      FROM api_keys k JOIN accounts a ON a.id = k.account_id \
                      WHERE k.prefix = $1 AND k.revoked_at IS NULL"
                 ))
@@ -220,11 +256,16 @@ macro_rules! impl_store {
             }
 
             async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()> {
-                sqlx::query("INSERT INTO signing_keys (id, account_id, algorithm, public_key_pem, created_at) VALUES ($1, $2, $3, $4, $5)")
+                sqlx::query(
+                    "INSERT INTO signing_keys (id, account_id, algorithm, public_key_pem, audience, issuer, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
                     .bind(&key.id)
                     .bind(key.account_id)
                     .bind(key.algorithm.as_str())
                     .bind(&key.public_key_pem)
+                    .bind(key.audience.as_deref())
+                    .bind(key.issuer.as_deref())
                     .bind(key.created_at)
                     .execute(self.writer())
                     .await
@@ -234,7 +275,8 @@ macro_rules! impl_store {
 
             async fn list_signing_keys(&self, account_id: i64) -> StoreResult<Vec<SigningKey>> {
                 let rows: Vec<SigningKeyRow> = sqlx::query_as(
-                    "SELECT id, account_id, algorithm, public_key_pem, created_at FROM signing_keys WHERE account_id = $1 ORDER BY created_at, id",
+                    "SELECT id, account_id, algorithm, public_key_pem, audience, issuer, created_at FROM signing_keys \
+                     WHERE account_id = $1 ORDER BY created_at, id",
                 )
                 .bind(account_id)
                 .fetch_all(self.reader())
@@ -503,32 +545,68 @@ macro_rules! impl_store {
                 let mut tx = self.writer().begin().await.map_err(db_err)?;
                 let user_id = Self::ensure_user(&mut tx, sub.account_id, &sub.external_id, now).await?;
                 let settings = sub.settings.to_string();
-                let inserted: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO subscriptions (account_id, user_id, channel_id, identifier, settings, kind, environment, status, \
-                     muted, created_at, updated_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', FALSE, $8, $8, $8) \
-                     ON CONFLICT (channel_id, identifier, user_id) DO NOTHING RETURNING id",
+                // The caller's identifier is the dedup key (notiflows), the device address is what
+                // makes one device one subscription: a row of this user with the identifier wins,
+                // else the row with the address; a second row of this user for the same device is
+                // folded into the one kept (topics merged, history kept, marked `replaced`).
+                let by_identifier: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM subscriptions WHERE channel_id = $1 AND identifier = $2 AND user_id = $3",
                 )
-                .bind(sub.account_id)
-                .bind(user_id)
                 .bind(&sub.channel_id)
                 .bind(&sub.identifier)
-                .bind(&settings)
-                .bind(sub.kind.as_str())
-                .bind(sub.environment.as_str())
-                .bind(now)
+                .bind(user_id)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(db_err)?;
-                let id = match inserted {
-                    Some(id) => id,
+                let by_address: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM subscriptions WHERE channel_id = $1 AND address = $2 AND user_id = $3",
+                )
+                .bind(&sub.channel_id)
+                .bind(&sub.address)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                if let (Some(keep), Some(fold)) = (by_identifier, by_address)
+                    && keep != fold
+                {
+                    Self::fold_subscription(&mut tx, keep, fold, "replaced", now).await?;
+                }
+                let existing = by_identifier.or(by_address);
+                let inserted: Option<i64> = match existing {
+                    Some(_) => None,
                     None => sqlx::query_scalar(
-                        "UPDATE subscriptions SET settings = $4, kind = $5, environment = $6, status = 'active', \
-                         inactive_reason = NULL, updated_at = $7, last_seen_at = $7 \
-                         WHERE channel_id = $1 AND identifier = $2 AND user_id = $3 RETURNING id",
+                        "INSERT INTO subscriptions (account_id, user_id, channel_id, identifier, address, settings, kind, \
+                         environment, status, muted, created_at, updated_at, last_seen_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', FALSE, $9, $9, $9) \
+                         ON CONFLICT DO NOTHING RETURNING id",
                     )
+                    .bind(sub.account_id)
+                    .bind(user_id)
                     .bind(&sub.channel_id)
                     .bind(&sub.identifier)
+                    .bind(&sub.address)
+                    .bind(&settings)
+                    .bind(sub.kind.as_str())
+                    .bind(sub.environment.as_str())
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?,
+                };
+                let id = match (inserted, existing) {
+                    (Some(id), _) => id,
+                    (None, target) => sqlx::query_scalar(
+                        "UPDATE subscriptions SET identifier = $4, address = $5, settings = $6, kind = $7, environment = $8, \
+                         status = 'active', inactive_reason = NULL, updated_at = $9, last_seen_at = $9 \
+                         WHERE channel_id = $1 AND user_id = $3 AND ($2 = id OR ($2 = 0 AND (identifier = $4 OR address = $5))) \
+                         RETURNING id",
+                    )
+                    .bind(&sub.channel_id)
+                    .bind(target.unwrap_or(0))
                     .bind(user_id)
+                    .bind(&sub.identifier)
+                    .bind(&sub.address)
                     .bind(&settings)
                     .bind(sub.kind.as_str())
                     .bind(sub.environment.as_str())
@@ -541,17 +619,18 @@ macro_rules! impl_store {
                     Self::replace_topics(&mut tx, sub.account_id, id, topics).await?;
                 }
                 // A device belongs to the user who registered it last, except that users a device
-                // sync linked to it (with this user) keep it.
+                // sync linked to it (with this user) keep it. Keyed on the device's address, never
+                // on a caller-chosen identifier.
                 let moved: Vec<i64> = sqlx::query_scalar(
                     "UPDATE subscriptions SET status = 'inactive', inactive_reason = 'moved', updated_at = $4 \
-                     WHERE channel_id = $1 AND identifier = $2 AND user_id <> $3 AND status = 'active' \
+                     WHERE channel_id = $1 AND address = $2 AND user_id <> $3 AND status = 'active' \
                      AND NOT EXISTS (SELECT 1 FROM device_links me JOIN device_links other \
                      ON other.channel_id = me.channel_id AND other.identifier = me.identifier \
                      WHERE me.channel_id = $1 AND me.identifier = $2 AND me.user_id = $3 \
                      AND other.user_id = subscriptions.user_id) RETURNING id",
                 )
                 .bind(&sub.channel_id)
-                .bind(&sub.identifier)
+                .bind(&sub.address)
                 .bind(user_id)
                 .bind(now)
                 .fetch_all(&mut *tx)

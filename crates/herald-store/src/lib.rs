@@ -5,6 +5,7 @@
 
 #[macro_use]
 mod sql;
+mod canonical;
 mod compat;
 mod imp;
 mod migrate;
@@ -184,11 +185,13 @@ pub async fn open(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, Sto
         Backend::Postgres => {
             let store = PgStore::open(url, max_connections).await?;
             migrate::postgres(&store.pool).await?;
+            store.canonicalize_devices().await?;
             Arc::new(store)
         }
         Backend::Sqlite => {
             let store = SqliteStore::open(url).await?;
             migrate::sqlite(&store.write).await?;
+            store.canonicalize_devices().await?;
             Arc::new(store)
         }
     })

@@ -23,6 +23,7 @@ pub async fn sqlite(pool: &SqlitePool) -> Result<(), StoreError> {
         migration(4, "pairing", include_str!("../migrations/sqlite/0004_pairing.sql")),
         migration(5, "compat", include_str!("../migrations/sqlite/0005_compat.sql")),
         migration(6, "indexes", include_str!("../migrations/sqlite/0006_indexes.sql")),
+        migration(7, "hardening", include_str!("../migrations/sqlite/0007_hardening.sql")),
     ];
     Migrator::with_migrations(migrations).run(pool).await.map_err(err)
 }
@@ -36,6 +37,7 @@ pub async fn postgres(pool: &PgPool) -> Result<(), StoreError> {
         migration(4, "pairing", include_str!("../migrations/postgres/0004_pairing.sql")),
         migration(5, "compat", include_str!("../migrations/postgres/0005_compat.sql")),
         migration(6, "indexes", include_str!("../migrations/postgres/0006_indexes.sql")),
+        migration(7, "hardening", include_str!("../migrations/postgres/0007_hardening.sql")),
     ];
     Migrator::with_migrations(migrations).run(pool).await.map_err(err)
 }

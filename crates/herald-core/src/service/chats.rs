@@ -109,7 +109,8 @@ impl Service {
     ) -> Result<i64, ServiceError> {
         let mut reg = self.device_registrations(account_id, std::slice::from_ref(device)).await?.remove(0);
         let mut topics = vec![topic.to_string()];
-        for id in self.store.user_subscription_ids(account_id, external_id, &device.token).await? {
+        let address = validate::canonical_token(device.route.channel_type, &device.token);
+        for id in self.store.user_subscription_ids(account_id, external_id, &address).await? {
             if let Some(sub) = self.store.get_subscription(account_id, id).await?
                 && reg.channel_id.as_deref() == Some(sub.channel_id.as_str())
             {
@@ -143,7 +144,7 @@ impl Service {
             let done = if sub.topics.iter().all(|t| t == topic) {
                 self.delete_subscription(account_id, sub.id, Some(external_id)).await
             } else {
-                self.set_topic(account_id, sub.id, Some(external_id), topic, false).await.map(drop)
+                self.set_topic(account_id, sub.id, Some(external_id), None, topic, false).await.map(drop)
             };
             match done {
                 Ok(()) | Err(ServiceError::NotFound { .. }) => {} // gone concurrently: the same outcome

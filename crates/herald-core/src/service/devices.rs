@@ -127,12 +127,13 @@ impl Service {
         token: &str,
     ) -> Result<u64, ServiceError> {
         let mut removed = 0;
-        for id in self.store.user_subscription_ids(account_id, external_id, token).await? {
+        let address = validate::canonical_token(route.channel_type, token);
+        for id in self.store.user_subscription_ids(account_id, external_id, &address).await? {
             let Some(sub) = self.store.get_subscription(account_id, id).await? else { continue };
             if sub.channel_type != route.channel_type || sub.kind != route.kind {
                 continue;
             }
-            self.store.unlink_device(account_id, &sub.channel_id, &sub.identifier, external_id).await?;
+            self.store.unlink_device(account_id, &sub.channel_id, &address, external_id).await?;
             match self.delete_subscription(account_id, id, Some(external_id)).await {
                 Ok(()) => removed += 1,
                 Err(ServiceError::NotFound { .. }) => {} // deleted concurrently: the outcome is the same
@@ -220,7 +221,9 @@ impl Service {
         }
         let channel_id = reg.channel_id.clone().unwrap_or_default();
         // Links first, so that each registration below keeps the other linked users.
-        self.store.set_device_links(account_id, &channel_id, &device.token, &users).await?;
+        let address = reg.settings.get("token").and_then(serde_json::Value::as_str).unwrap_or(&device.token);
+        let address = validate::canonical_token(device.route.channel_type, address);
+        self.store.set_device_links(account_id, &channel_id, &address, &users).await?;
         for user in &users {
             self.register_subscription(account_id, user, reg.clone()).await?;
         }

@@ -230,8 +230,6 @@ async fn killed_mid_fanout_ends_with_exactly_every_row(b: Backend) {
 async fn seed_topic(db: &TestApp, channel: &str, n: i64) {
     let account: i64 = db.scalar_i64("SELECT MIN(id) FROM accounts").await;
     let now = 1_700_000_000_000i64;
-    let settings =
-        json!({"endpoint": "https://fcm.googleapis.com/fcm/send/x", "p256dh": P256DH, "auth": AUTH}).to_string();
     for start in (0..n).step_by(5_000) {
         let end = (start + 5_000).min(n);
         let users =
@@ -240,11 +238,16 @@ async fn seed_topic(db: &TestApp, channel: &str, n: i64) {
             "INSERT INTO users (account_id, external_id, properties, created_at, updated_at) VALUES {users}"
         ))
         .await;
+        // One browser each, with its canonical address, as a registration would store it.
         let subs = (start..end)
-            .map(|i| format!("({account}, (SELECT id FROM users WHERE account_id = {account} AND external_id = 'u{i}'), '{channel}', 'e{i}', '{settings}', 'standard', 'production', 'active', TRUE, {now}, {now}, {now})"))
+            .map(|i| {
+                let endpoint = format!("https://fcm.googleapis.com/fcm/send/e{i}");
+                let settings = json!({"endpoint": endpoint, "p256dh": P256DH, "auth": AUTH}).to_string();
+                format!("({account}, (SELECT id FROM users WHERE account_id = {account} AND external_id = 'u{i}'), '{channel}', '{endpoint}', '{endpoint}', '{settings}', 'standard', 'production', 'active', TRUE, {now}, {now}, {now})")
+            })
             .collect::<Vec<_>>()
             .join(",");
-        db.execute(&format!("INSERT INTO subscriptions (account_id, user_id, channel_id, identifier, settings, kind, environment, status, muted, created_at, updated_at, last_seen_at) VALUES {subs}")).await;
+        db.execute(&format!("INSERT INTO subscriptions (account_id, user_id, channel_id, identifier, address, settings, kind, environment, status, muted, created_at, updated_at, last_seen_at) VALUES {subs}")).await;
     }
     db.execute(&format!("INSERT INTO subscription_topics (subscription_id, account_id, topic) SELECT id, account_id, 'all' FROM subscriptions WHERE account_id = {account}")).await;
     assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM subscription_topics").await, n);
