@@ -101,7 +101,8 @@ impl App {
             limits: Arc::default(),
             default_rate_per_minute: config.rate_limit_per_minute,
         };
-        let router = router(state.clone(), config.max_body_bytes);
+        let edge = crate::http::edge::Edge::new(config.max_body_bytes, config.auth_failures_per_minute);
+        let router = router(state.clone(), edge);
         let hook_config =
             HookConfig { retry_base: Duration::from_millis(config.webhook_retry_base_ms), ..Default::default() };
         Ok(App {
@@ -147,7 +148,9 @@ impl App {
             shutdown.await;
             let _ = stop_tx.send(true);
         };
-        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(signal).await;
+        // The peer address feeds the failed-authentication budgets (http/auth_guard.rs).
+        let service = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(self.listener, service).with_graceful_shutdown(signal).await;
         if let Some(engine) = engine {
             let _ = engine.await;
         }

@@ -25,6 +25,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
     pub rate_limit_per_minute: u32,
+    pub auth_failures_per_minute: u32,
     pub workers: bool,
     pub delivery_batch: u32,
     pub delivery_max_in_flight: usize,
@@ -81,6 +82,7 @@ const SETTINGS: &[&str] = &[
     "max_body_bytes",
     "log_format",
     "rate_limit_per_minute",
+    "auth_failures_per_minute",
     "workers",
     "delivery_batch",
     "delivery_max_in_flight",
@@ -139,6 +141,7 @@ impl Config {
         }
         let positive = [
             ("rate_limit_per_minute", self.rate_limit_per_minute as u64),
+            ("auth_failures_per_minute", self.auth_failures_per_minute as u64),
             ("delivery_batch", self.delivery_batch as u64),
             ("delivery_max_in_flight", self.delivery_max_in_flight as u64),
             ("delivery_per_host", self.delivery_per_host as u64),

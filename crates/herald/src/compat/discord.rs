@@ -297,7 +297,11 @@ async fn sync(User(user): User, State(app): State<AppState>, body: Bytes) -> Res
 
 fn sync_tokens(form: &mut Form) -> Vec<String> {
     match form.obj.get("push_sync_tokens") {
-        None | Some(Value::Null) => Vec::new(),
+        // The page marks no field of the sync optional: an absent list is an error, not "none".
+        None | Some(Value::Null) => {
+            form.errors.push(FieldError::required("push_sync_tokens"));
+            Vec::new()
+        }
         Some(Value::Array(items)) => {
             let mut tokens = Vec::new();
             for (i, item) in items.iter().enumerate() {

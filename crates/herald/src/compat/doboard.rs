@@ -159,9 +159,20 @@ fn params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Option<Map<S
         return Some(map);
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let is_json =
-        content_type.contains("json") || (content_type.is_empty() && body.trim_ascii_start().starts_with(b"{"));
+    let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let is_json = media.ends_with("json") || (media.is_empty() && body.trim_ascii_start().starts_with(b"{"));
+    if media == "multipart/form-data" {
+        // What a browser's `FormData` sends.
+        for (k, v) in multipart_fields(content_type, body)? {
+            map.insert(k, Value::String(v));
+        }
+        return Some(map);
+    }
     if !is_json {
+        // A form, as declared or assumed; anything else is unreadable, not "unauthenticated".
+        if !(media.is_empty() || media == "application/x-www-form-urlencoded") || std::str::from_utf8(body).is_err() {
+            return None;
+        }
         add_form(body, &mut map);
         return Some(map);
     }
@@ -179,6 +190,38 @@ fn params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Option<Map<S
         map.insert(k, v);
     }
     Some(map)
+}
+
+/// The text fields of a `multipart/form-data` body (RFC 7578); `None` when it is malformed.
+fn multipart_fields(content_type: &str, body: &[u8]) -> Option<Vec<(String, String)>> {
+    let boundary = content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.eq_ignore_ascii_case("boundary").then(|| v.trim_matches('"').to_string())
+    })?;
+    if boundary.is_empty() || boundary.len() > 200 {
+        return None;
+    }
+    let body = std::str::from_utf8(body).ok()?;
+    let delimiter = format!("--{boundary}");
+    let mut parts = body.split(delimiter.as_str());
+    parts.next()?; // the preamble
+    let mut fields = Vec::new();
+    for part in parts {
+        if part.starts_with("--") {
+            return Some(fields); // the closing delimiter
+        }
+        let part = part.strip_prefix("\r\n")?;
+        let (head, value) = part.split_once("\r\n\r\n")?;
+        let name = head.lines().find_map(|line| {
+            let (h, v) = line.split_once(':')?;
+            if !h.trim().eq_ignore_ascii_case("content-disposition") {
+                return None;
+            }
+            v.split(';').find_map(|p| p.trim().strip_prefix("name=").map(|n| n.trim_matches('"').to_string()))
+        })?;
+        fields.push((name, value.strip_suffix("\r\n").unwrap_or(value).to_string()));
+    }
+    None // no closing delimiter: truncated
 }
 
 fn add_form(raw: &[u8], map: &mut Map<String, Value>) {
@@ -220,5 +263,20 @@ mod tests {
         assert!(params(None, &headers, b"{not json").is_none());
         let p = params(None, &HeaderMap::new(), b"endpoint=https%3A%2F%2Fx&key_auth=a").unwrap();
         assert_eq!(p["endpoint"], "https://x");
+    }
+
+    #[test]
+    fn multipart_bodies_are_forms_and_garbage_is_unreadable() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, "multipart/form-data; boundary=----x".parse().unwrap());
+        let body = "------x\r\nContent-Disposition: form-data; name=\"session_id\"\r\n\r\nses_1\r\n\
+                    ------x\r\nContent-Disposition: form-data; name=\"endpoint\"\r\n\r\nhttps://e/1\r\n------x--\r\n";
+        let p = params(Some("endpoint=q"), &headers, body.as_bytes()).unwrap();
+        assert_eq!((p["session_id"].as_str(), p["endpoint"].as_str()), (Some("ses_1"), Some("https://e/1")));
+        assert!(params(None, &headers, b"------x\r\nno headers").is_none());
+        let mut text = HeaderMap::new();
+        text.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        assert!(params(None, &text, b"session_id=s").is_none());
+        assert!(params(None, &HeaderMap::new(), b"session_id=\xff").is_none());
     }
 }

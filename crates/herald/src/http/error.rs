@@ -85,6 +85,19 @@ pub fn log_if_internal(e: &ServiceError) {
     }
 }
 
+/// The native error body (DESIGN.md section 4) with the request's id.
+pub fn error_response(code: &str, status: StatusCode, message: &str, details: Value) -> Response {
+    let body = json!({"error": {
+        "code": code,
+        "message": message,
+        "status": status.as_u16(),
+        "request_id": request_id::current(),
+        "type": format!("{}/docs/errors#{code}", request_id::public_url()),
+        "details": details,
+    }});
+    (status, axum::Json(body)).into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         log_if_internal(&self.0);
@@ -92,15 +105,7 @@ impl IntoResponse for ApiError {
         if let Value::Object(map) = &mut details {
             map.retain(|_, v| !v.is_null());
         }
-        let body = json!({"error": {
-            "code": code,
-            "message": public_message(&self.0),
-            "status": status.as_u16(),
-            "request_id": request_id::current(),
-            "type": format!("{}/docs/errors#{code}", request_id::public_url()),
-            "details": details,
-        }});
-        let mut res = (status, axum::Json(body)).into_response();
+        let mut res = error_response(code, status, &public_message(&self.0), details);
         match self.0 {
             ServiceError::Unauthenticated(_) => {
                 res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

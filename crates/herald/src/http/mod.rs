@@ -1,5 +1,7 @@
 //! The HTTP surface: routes, middleware, and the shared state handlers see.
 
+pub mod auth_guard;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -58,8 +60,10 @@ pub struct ListResponse<T> {
 }
 
 /// Builds the whole router.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, edge: edge::Edge) -> Router {
     let public_url = state.public_url.clone();
+    let max_body_bytes = edge.max_body_bytes;
+    let edge = Arc::new(edge);
     Router::new()
         .merge(system::router())
         .merge(v1::router())
@@ -69,5 +73,6 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn(move |req, next| edge::layer(edge.clone(), req, next)))
         .layer(axum::middleware::from_fn(move |req, next| request_id::layer(public_url.clone(), req, next)))
 }

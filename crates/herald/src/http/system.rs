@@ -5,11 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
-use herald_core::ServiceError;
 use serde_json::json;
 
 use super::AppState;
-use super::error::ApiError;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/openapi.json", get(openapi))
@@ -36,6 +34,7 @@ async fn openapi() -> Response {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], super::openapi::document()).into_response()
 }
 
-pub(super) async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError(ServiceError::not_found("route", uri.path()))
+pub(super) async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    let surface = super::edge::Surface::of(uri.path());
+    super::edge::render(surface, &method, &uri, super::edge::Refusal::NotFound)
 }
