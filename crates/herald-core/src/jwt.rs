@@ -49,6 +49,11 @@ pub fn verify_user_token(token: &str, keys: &[SigningKey], exp: ExpPolicy) -> Re
         Some(kid) => keys.iter().filter(|k| &k.id == kid).collect(),
         None => keys.iter().filter(|k| algorithm(k.algorithm) == header.alg).collect(),
     };
+    // Without `kid` a token is checked against one key at most: trying every key of an account
+    // would let one request cost as many signature checks as the account has keys.
+    if header.kid.is_none() && candidates.len() > 1 {
+        return Err("the account has several signing keys of this algorithm: the token must name one with kid");
+    }
     if candidates.is_empty() {
         return Err(if header.kid.is_some() {
             "unknown signing key (kid)"
@@ -75,6 +80,15 @@ pub fn verify_user_token(token: &str, keys: &[SigningKey], exp: ExpPolicy) -> Re
         if exp == ExpPolicy::Required {
             required.push("exp");
         }
+        if let Some(aud) = &key.audience {
+            validation.set_audience(&[aud]);
+            validation.validate_aud = true;
+            required.push("aud");
+        }
+        if let Some(iss) = &key.issuer {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
+        }
         validation.set_required_spec_claims(&required);
         match decode::<Claims>(token, &decoding, &validation) {
             Ok(data) if !data.claims.sub.is_empty() => return Ok(data.claims.sub),
@@ -91,7 +105,11 @@ fn describe(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
         K::ExpiredSignature => "user token expired",
         K::ImmatureSignature => "user token not yet valid (nbf)",
         K::InvalidSignature => "user token signature invalid",
-        K::MissingRequiredClaim(_) => "user token lacks a required claim (sub, exp)",
+        K::MissingRequiredClaim(_) => {
+            "user token lacks a required claim (sub, exp, and aud/iss where the key sets them)"
+        }
+        K::InvalidAudience => "user token audience (aud) does not match the signing key",
+        K::InvalidIssuer => "user token issuer (iss) does not match the signing key",
         K::InvalidAlgorithm => "token algorithm does not match the signing key",
         _ => "invalid user token",
     }

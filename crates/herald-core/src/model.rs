@@ -95,9 +95,88 @@ pub struct Account {
     pub dev_mode: bool,
     /// Requests per minute per credential; `null` means the server default.
     pub rate_limit_per_minute: Option<i64>,
+    /// What the account lets its clients (browsers, apps) do.
+    #[serde(flatten)]
+    pub policy: AccountPolicy,
     #[serde(serialize_with = "serde_rfc3339::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Millis,
+}
+
+/// What an account lets its clients (public key + user token, sessions, the client-side
+/// compatible surfaces) do beyond authenticating: which topics they may put their own
+/// subscriptions on. The backend (secret key) is never confined by it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct AccountPolicy {
+    /// Topic prefixes only the backend may add (`chat:` is always reserved: a chat's topic is
+    /// added only through its own client's chat surface).
+    #[serde(default)]
+    pub reserved_topic_prefixes: Vec<String>,
+    /// When set, the only topics clients may add: patterns in which `*` matches any run of
+    /// characters (`news.*`, `team:*:alerts`). `null`: any topic that is not reserved.
+    #[serde(default)]
+    pub client_topic_patterns: Option<Vec<String>>,
+}
+
+/// Topic prefix of Bright Pattern chats, reserved for the chat surface.
+pub const CHAT_TOPIC_PREFIX: &str = "chat:";
+
+impl AccountPolicy {
+    /// Whether a client may put its own subscription on `topic`.
+    pub fn client_may_add_topic(&self, topic: &str) -> bool {
+        if topic.starts_with(CHAT_TOPIC_PREFIX)
+            || self.reserved_topic_prefixes.iter().any(|p| topic.starts_with(p.as_str()))
+        {
+            return false;
+        }
+        self.client_topic_patterns.as_ref().is_none_or(|patterns| patterns.iter().any(|p| glob(p, topic)))
+    }
+}
+
+/// `*`-only glob matching (no other metacharacters), iterative so no input can recurse deeply.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    #[test]
+    fn clients_never_add_reserved_topics() {
+        let open = AccountPolicy::default();
+        assert!(open.client_may_add_topic("news"));
+        assert!(!open.client_may_add_topic("chat:123"));
+        let strict = AccountPolicy {
+            reserved_topic_prefixes: vec!["admin.".into()],
+            client_topic_patterns: Some(vec!["news.*".into(), "team:*:alerts".into()]),
+        };
+        assert!(strict.client_may_add_topic("news.sport"));
+        assert!(strict.client_may_add_topic("team:7:alerts"));
+        assert!(!strict.client_may_add_topic("team:7:billing"));
+        assert!(!strict.client_may_add_topic("weather"));
+        assert!(!strict.client_may_add_topic("admin.x"));
+        assert!(glob("*", ""));
+        assert!(!glob("a*b", "ac"));
+    }
 }
 
 /// An API key as stored: never the key itself, only its prefix and hash.
@@ -129,6 +208,10 @@ pub struct SigningKey {
     pub account_id: i64,
     pub algorithm: SigningAlgorithm,
     pub public_key_pem: String,
+    /// When set, tokens must carry this `aud`.
+    pub audience: Option<String>,
+    /// When set, tokens must carry this `iss`.
+    pub issuer: Option<String>,
     #[serde(serialize_with = "serde_rfc3339::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Millis,

@@ -22,6 +22,7 @@ pub(crate) struct AccountRow {
     status: String,
     dev_mode: bool,
     rate_limit_per_minute: Option<i64>,
+    policy: String,
     created_at: i64,
 }
 
@@ -34,6 +35,7 @@ impl TryFrom<AccountRow> for Account {
             status: parse(&r.status, AccountStatus::parse)?,
             dev_mode: r.dev_mode,
             rate_limit_per_minute: r.rate_limit_per_minute,
+            policy: serde_json::from_str(&r.policy).map_err(|e| StoreError::Corrupt(format!("account policy: {e}")))?,
             created_at: r.created_at,
         })
     }
@@ -77,6 +79,7 @@ pub(crate) struct KeyAccountRow {
     a_status: String,
     a_dev_mode: bool,
     a_rate_limit_per_minute: Option<i64>,
+    a_policy: String,
     a_created_at: i64,
 }
 
@@ -89,6 +92,7 @@ impl TryFrom<KeyAccountRow> for (ApiKey, Account) {
             status: r.a_status,
             dev_mode: r.a_dev_mode,
             rate_limit_per_minute: r.a_rate_limit_per_minute,
+            policy: r.a_policy,
             created_at: r.a_created_at,
         };
         Ok((r.key.try_into()?, account.try_into()?))
@@ -101,6 +105,8 @@ pub(crate) struct SigningKeyRow {
     account_id: i64,
     algorithm: String,
     public_key_pem: String,
+    audience: Option<String>,
+    issuer: Option<String>,
     created_at: i64,
 }
 
@@ -112,6 +118,8 @@ impl TryFrom<SigningKeyRow> for SigningKey {
             account_id: r.account_id,
             algorithm: parse(&r.algorithm, SigningAlgorithm::parse)?,
             public_key_pem: r.public_key_pem,
+            audience: r.audience,
+            issuer: r.issuer,
             created_at: r.created_at,
         })
     }

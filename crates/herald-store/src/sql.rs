@@ -2,7 +2,7 @@
 
 macro_rules! account_cols {
     () => {
-        "id, name, status, dev_mode, rate_limit_per_minute, created_at"
+        "id, name, status, dev_mode, rate_limit_per_minute, policy, created_at"
     };
 }
 macro_rules! key_cols {

@@ -3,10 +3,10 @@
 use serde::Serialize;
 
 use super::{Service, credentials::mint_key, paginate};
-use crate::error::ServiceError;
-use crate::model::{Account, KeyKind, Page};
+use crate::error::{FieldError, ServiceError};
+use crate::model::{Account, AccountPolicy, KeyKind, Page};
 use crate::store::AccountPatch;
-use crate::validate::{MAX_NAME, required_str};
+use crate::validate::{self, MAX_NAME, required_str};
 
 /// A new account with its first secret and public keys, shown once.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -57,4 +57,49 @@ impl Service {
         }
         self.store.update_account(id, &patch).await?.ok_or_else(|| ServiceError::not_found("account", id))
     }
+
+    /// The account's client policy with the given changes applied and validated, or `None`
+    /// when nothing changes.
+    pub async fn account_policy_patch(
+        &self,
+        id: i64,
+        reserved_topic_prefixes: Option<Vec<String>>,
+        client_topic_patterns: Option<Option<Vec<String>>>,
+    ) -> Result<Option<AccountPolicy>, ServiceError> {
+        if reserved_topic_prefixes.is_none() && client_topic_patterns.is_none() {
+            return Ok(None);
+        }
+        let mut errors = Vec::new();
+        let lists = [
+            ("reserved_topic_prefixes", reserved_topic_prefixes.as_ref()),
+            ("client_topic_patterns", client_topic_patterns.as_ref().and_then(Option::as_ref)),
+        ];
+        for (field, list) in lists {
+            let Some(list) = list else { continue };
+            if list.len() > MAX_POLICY_ENTRIES {
+                errors.push(FieldError::new(field, "too_long", format!("at most {MAX_POLICY_ENTRIES} entries")));
+            }
+            for (i, entry) in list.iter().enumerate() {
+                // Topic characters plus `*`, so every entry can match a valid topic.
+                if let Err(e) = validate::topic_name(&format!("{field}[{i}]"), &entry.replace('*', "a")) {
+                    errors.push(e);
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Validation(errors));
+        }
+        let mut policy =
+            self.store.get_account(id).await?.ok_or_else(|| ServiceError::not_found("account", id))?.policy;
+        if let Some(prefixes) = reserved_topic_prefixes {
+            policy.reserved_topic_prefixes = prefixes;
+        }
+        if let Some(patterns) = client_topic_patterns {
+            policy.client_topic_patterns = patterns;
+        }
+        Ok(Some(policy))
+    }
 }
+
+/// Most entries in one policy list.
+const MAX_POLICY_ENTRIES: usize = 100;

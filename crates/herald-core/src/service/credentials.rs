@@ -9,6 +9,7 @@ use crate::jwt;
 use crate::keys::{self, mint};
 use crate::model::{ApiKey, KeyKind, SigningAlgorithm, SigningKey};
 use crate::store::NewApiKey;
+use crate::validate::{self, MAX_NAME};
 
 /// Default session lifetime.
 pub const DEFAULT_SESSION_TTL: i64 = 24 * 3600;
@@ -89,7 +90,18 @@ impl Service {
         account_id: i64,
         algorithm: SigningAlgorithm,
         public_key_pem: &str,
+        audience: Option<String>,
+        issuer: Option<String>,
     ) -> Result<SigningKey, ServiceError> {
+        let mut errors = Vec::new();
+        for (field, value) in [("audience", &audience), ("issuer", &issuer)] {
+            if let Some(v) = value {
+                validate::required_str(&mut errors, field, Some(v), MAX_NAME);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Validation(errors));
+        }
         if public_key_pem.is_empty() {
             return Err(ServiceError::Validation(vec![FieldError::required("public_key_pem")]));
         }
@@ -115,6 +127,8 @@ impl Service {
             account_id,
             algorithm,
             public_key_pem: public_key_pem.to_string(),
+            audience,
+            issuer,
             created_at: now_ms(),
         };
         self.store.insert_signing_key(&key).await?;

@@ -168,6 +168,8 @@ impl Service {
         reg.channel_id = Some(pc.channel_id.clone());
         let registered = match self.store.get_account(pc.account_id).await? {
             Some(a) if a.status == AccountStatus::Active => {
+                // Whoever holds the code is a client: its topics are confined like any client's.
+                reg.client_policy = Some(a.policy);
                 self.register_subscription(pc.account_id, &pc.external_id, reg).await
             }
             _ => Err(ServiceError::forbidden("account is paused", None)),

@@ -7,7 +7,7 @@ use super::webhooks::subscription_event;
 use super::{Service, paginate};
 use crate::clock::rfc3339;
 use crate::error::{FieldError, ServiceError};
-use crate::model::{ChannelType, Environment, Page, Subscription, SubscriptionKind, SubscriptionStatus};
+use crate::model::{AccountPolicy, ChannelType, Environment, Page, Subscription, SubscriptionKind, SubscriptionStatus};
 use crate::store::{NewSubscription, SubscriptionFilter, SubscriptionPatch, Upserted};
 use crate::validate;
 
@@ -23,6 +23,24 @@ pub struct Registration {
     pub kind: Option<SubscriptionKind>,
     pub environment: Option<Environment>,
     pub topics: Option<Vec<String>>,
+    /// Set when a client (not the backend) registers: the account's policy then confines the
+    /// topics it may name.
+    pub client_policy: Option<AccountPolicy>,
+}
+
+/// Refuses topics a client may not add under `policy` (`None`: the backend, never confined).
+fn confine_topics<'a>(
+    policy: Option<&AccountPolicy>,
+    topics: impl IntoIterator<Item = &'a String>,
+) -> Result<(), ServiceError> {
+    let Some(policy) = policy else { return Ok(()) };
+    match topics.into_iter().find(|t| !policy.client_may_add_topic(t)) {
+        None => Ok(()),
+        Some(topic) => Err(ServiceError::forbidden(
+            format!("topic {topic:?} is managed by the account's backend; clients may not subscribe to it"),
+            Some("topics:manage"),
+        )),
+    }
 }
 
 /// A subscription as the native API shows it.
@@ -56,7 +74,7 @@ impl From<&Subscription> for SubscriptionView {
             channel_id: s.channel_id.clone(),
             channel_type: s.channel_type,
             identifier: s.identifier.clone(),
-            settings: s.settings.clone(),
+            settings: public_settings(&s.settings),
             kind: s.kind,
             environment: s.environment,
             status: s.status,
@@ -68,6 +86,16 @@ impl From<&Subscription> for SubscriptionView {
             last_seen_at: rfc3339(s.last_seen_at),
         }
     }
+}
+
+/// Settings as Herald shows them (answers, lists, webhook payloads): without the Web Push `auth`
+/// secret, which with `p256dh` would let anyone who reads it encrypt pushes for that browser.
+pub fn public_settings(settings: &Value) -> Value {
+    let mut shown = settings.clone();
+    if let Some(obj) = shown.as_object_mut() {
+        obj.remove("auth");
+    }
+    shown
 }
 
 fn validate_topics(topics: &[String], errors: &mut Vec<FieldError>) {
@@ -123,8 +151,11 @@ impl Service {
                 .map_err(|e| errors.extend(e))
                 .ok()
         });
-        if let Some(identifier) = &reg.identifier {
-            validate::required_str(&mut errors, "identifier", Some(identifier), validate::MAX_FCM_TOKEN);
+        if let Some(identifier) = &reg.identifier
+            && validate::required_str(&mut errors, "identifier", Some(identifier), validate::MAX_FCM_TOKEN).is_some()
+            && identifier.chars().any(char::is_control)
+        {
+            errors.push(FieldError::new("identifier", "invalid", "identifier must not contain control characters"));
         }
         let kind = reg.kind.unwrap_or(SubscriptionKind::Standard);
         if kind == SubscriptionKind::Voip && channel.as_ref().is_some_and(|c| c.channel_type != ChannelType::Apns) {
@@ -136,6 +167,7 @@ impl Service {
         let (Some(channel), Some(valid), true) = (channel, valid, errors.is_empty()) else {
             return Err(ServiceError::Validation(errors));
         };
+        confine_topics(reg.client_policy.as_ref(), reg.topics.iter().flatten())?;
         let environment = reg.environment.unwrap_or_else(|| {
             channel
                 .config
@@ -148,7 +180,8 @@ impl Service {
             account_id,
             external_id: external_id.to_string(),
             channel_id: channel.id,
-            identifier: reg.identifier.unwrap_or(valid.natural_identifier),
+            identifier: reg.identifier.unwrap_or_else(|| valid.natural_identifier.clone()),
+            address: valid.natural_identifier,
             settings: valid.settings,
             kind,
             environment,
@@ -198,6 +231,7 @@ impl Service {
         account_id: i64,
         id: i64,
         external_id: Option<&str>,
+        client_policy: Option<&AccountPolicy>,
         patch: SubscriptionPatch,
     ) -> Result<Subscription, ServiceError> {
         let mut errors = Vec::new();
@@ -208,6 +242,9 @@ impl Service {
             return Err(ServiceError::Validation(errors));
         }
         let before = self.get_subscription(account_id, id, external_id).await?;
+        // A client may keep the topics its subscription already has (the backend's among them)
+        // but add only those the policy lets it.
+        confine_topics(client_policy, patch.topics.iter().flatten().filter(|t| !before.topics.contains(t)))?;
         let after = self
             .store
             .update_subscription(account_id, id, &patch)
@@ -246,11 +283,15 @@ impl Service {
         account_id: i64,
         id: i64,
         external_id: Option<&str>,
+        client_policy: Option<&AccountPolicy>,
         topic: &str,
         add: bool,
     ) -> Result<Subscription, ServiceError> {
         validate::topic_name("topic", topic).map_err(|e| ServiceError::Validation(vec![e]))?;
         let current = self.get_subscription(account_id, id, external_id).await?;
+        if add && !current.topics.iter().any(|t| t == topic) {
+            confine_topics(client_policy, [&topic.to_string()])?;
+        }
         if add && !current.topics.iter().any(|t| t == topic) && current.topics.len() >= MAX_TOPICS {
             return Err(ServiceError::invalid("topic", "too_long", format!("at most {MAX_TOPICS} topics")));
         }

@@ -117,6 +117,7 @@ async fn create(
         channel_id: Some(channel_id(&channel)?),
         identifier: body.identifier,
         settings: body.settings,
+        client_policy: Some(user.account.policy.clone()),
         ..Default::default()
     };
     let up = app.svc.register_subscription(user.account.id, &user.external_id, reg).await?;

@@ -31,11 +31,17 @@ pub struct UpdateAccount {
     /// Requests per minute per credential; `null` restores the server default.
     #[serde(default, deserialize_with = "present")]
     pub rate_limit_per_minute: Option<Option<i64>>,
+    /// Topic prefixes only the backend may add (`chat:` is always reserved).
+    pub reserved_topic_prefixes: Option<Vec<String>>,
+    /// The only topics clients may add (`*` matches any characters); `null` allows any topic
+    /// that is not reserved.
+    #[serde(default, deserialize_with = "present")]
+    pub client_topic_patterns: Option<Option<Vec<String>>>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-    Option::<i64>::deserialize(d).map(Some)
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Cursor pagination.
@@ -90,7 +96,9 @@ pub async fn update(
         .as_deref()
         .map(|s| parse_enum("status", s, AccountStatus::parse, AccountStatus::expected))
         .transpose()?;
-    let patch = AccountPatch { status, dev_mode: req.dev_mode, rate_limit_per_minute: req.rate_limit_per_minute };
+    let policy = app.svc.account_policy_patch(id, req.reserved_topic_prefixes, req.client_topic_patterns).await?;
+    let patch =
+        AccountPatch { status, dev_mode: req.dev_mode, rate_limit_per_minute: req.rate_limit_per_minute, policy };
     Ok(Json(app.svc.update_account(id, patch).await?))
 }
 

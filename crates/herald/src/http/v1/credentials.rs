@@ -28,6 +28,10 @@ pub struct CreateSigningKey {
     /// `RS256` or `ES256`; tokens must use exactly this algorithm.
     pub algorithm: String,
     pub public_key_pem: String,
+    /// When set, tokens must carry this `aud` claim.
+    pub audience: Option<String>,
+    /// When set, tokens must carry this `iss` claim.
+    pub issuer: Option<String>,
 }
 
 /// `POST /v1/sessions`
@@ -78,7 +82,10 @@ pub async fn create_signing_key(
     JsonBody(req): JsonBody<CreateSigningKey>,
 ) -> ApiResult<(StatusCode, Json<SigningKey>)> {
     let alg = parse_enum("algorithm", &req.algorithm, SigningAlgorithm::parse, SigningAlgorithm::expected)?;
-    Ok((StatusCode::CREATED, Json(app.svc.create_signing_key(account.id, alg, &req.public_key_pem).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(app.svc.create_signing_key(account.id, alg, &req.public_key_pem, req.audience, req.issuer).await?),
+    ))
 }
 
 /// Lists signing keys.

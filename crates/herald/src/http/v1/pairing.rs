@@ -103,6 +103,7 @@ pub async fn redeem(
             .map(|e| parse_enum("environment", e, Environment::parse, Environment::expected))
             .transpose()?,
         topics: req.topics,
+        client_policy: None, // the code's account decides it
     };
     let up = app.svc.redeem_pairing_code(&code, reg).await?;
     let status = if up.created { StatusCode::CREATED } else { StatusCode::OK };

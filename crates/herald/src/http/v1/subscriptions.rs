@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use herald_core::model::{Environment, SubscriptionKind, SubscriptionStatus};
+use herald_core::model::{AccountPolicy, Environment, SubscriptionKind, SubscriptionStatus};
 use herald_core::service::{Registration, SubscriptionView, page_limit, parse_cursor, parse_status};
 use herald_core::store::{SubscriptionFilter, SubscriptionPatch};
 use serde::Deserialize;
@@ -55,7 +55,13 @@ pub struct ListQuery {
 
 type Created = (StatusCode, Json<SubscriptionView>);
 
-async fn register(app: &AppState, account_id: i64, user: &str, req: RegisterSubscription) -> ApiResult<Created> {
+async fn register(
+    app: &AppState,
+    account_id: i64,
+    user: &str,
+    client_policy: Option<&AccountPolicy>,
+    req: RegisterSubscription,
+) -> ApiResult<Created> {
     let reg = Registration {
         channel_id: req.channel_id,
         identifier: req.identifier,
@@ -71,6 +77,7 @@ async fn register(app: &AppState, account_id: i64, user: &str, req: RegisterSubs
             .map(|e| parse_enum("environment", e, Environment::parse, Environment::expected))
             .transpose()?,
         topics: req.topics,
+        client_policy: client_policy.cloned(),
     };
     let up = app.svc.register_subscription(account_id, user, reg).await?;
     let status = if up.created { StatusCode::CREATED } else { StatusCode::OK };
@@ -104,6 +111,7 @@ async fn patch(
     account_id: i64,
     id: i64,
     user: Option<&str>,
+    client_policy: Option<&AccountPolicy>,
     req: PatchSubscription,
 ) -> ApiResult<Json<SubscriptionView>> {
     let status = req
@@ -112,7 +120,7 @@ async fn patch(
         .map(|s| parse_enum("status", s, SubscriptionStatus::parse, SubscriptionStatus::expected))
         .transpose()?;
     let patch = SubscriptionPatch { muted: req.muted, topics: req.topics, status };
-    Ok(Json(SubscriptionView::from(&app.svc.update_subscription(account_id, id, user, patch).await?)))
+    Ok(Json(SubscriptionView::from(&app.svc.update_subscription(account_id, id, user, client_policy, patch).await?)))
 }
 
 /// Registers a subscription for a user: 201 when created, 200 when it existed (updated and reactivated).
@@ -125,7 +133,7 @@ pub async fn register_for_user(
     ApiPath(user): ApiPath<String>,
     JsonBody(req): JsonBody<RegisterSubscription>,
 ) -> ApiResult<Created> {
-    register(&app, account.id, &user, req).await
+    register(&app, account.id, &user, None, req).await
 }
 
 /// A user's subscriptions.
@@ -160,7 +168,7 @@ pub async fn patch_one(
     ApiPath(id): ApiPath<i64>,
     JsonBody(req): JsonBody<PatchSubscription>,
 ) -> ApiResult<Json<SubscriptionView>> {
-    patch(&app, account.id, id, None, req).await
+    patch(&app, account.id, id, None, None, req).await
 }
 
 /// Deletes a subscription.
@@ -181,7 +189,7 @@ pub async fn add_topic(
     State(app): State<AppState>,
     ApiPath((id, name)): ApiPath<(i64, String)>,
 ) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(&app.svc.set_topic(account.id, id, None, &name, true).await?)))
+    Ok(Json(SubscriptionView::from(&app.svc.set_topic(account.id, id, None, None, &name, true).await?)))
 }
 
 /// Removes a topic from a subscription (idempotent).
@@ -191,7 +199,7 @@ pub async fn remove_topic(
     State(app): State<AppState>,
     ApiPath((id, name)): ApiPath<(i64, String)>,
 ) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(&app.svc.set_topic(account.id, id, None, &name, false).await?)))
+    Ok(Json(SubscriptionView::from(&app.svc.set_topic(account.id, id, None, None, &name, false).await?)))
 }
 
 /// Subscriptions carrying a topic.
@@ -216,7 +224,7 @@ pub async fn register_me(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<RegisterSubscription>,
 ) -> ApiResult<Created> {
-    register(&app, c.account.id, &c.external_id, req).await
+    register(&app, c.account.id, &c.external_id, Some(&c.account.policy), req).await
 }
 
 /// The calling user's subscriptions.
@@ -250,7 +258,7 @@ pub async fn patch_me(
     ApiPath(id): ApiPath<i64>,
     JsonBody(req): JsonBody<PatchSubscription>,
 ) -> ApiResult<Json<SubscriptionView>> {
-    patch(&app, c.account.id, id, Some(&c.external_id), req).await
+    patch(&app, c.account.id, id, Some(&c.external_id), Some(&c.account.policy), req).await
 }
 
 /// Deletes one of the calling user's subscriptions.
@@ -273,7 +281,9 @@ pub async fn add_topic_me(
     State(app): State<AppState>,
     ApiPath((id, name)): ApiPath<(i64, String)>,
 ) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(&app.svc.set_topic(c.account.id, id, Some(&c.external_id), &name, true).await?)))
+    Ok(Json(SubscriptionView::from(
+        &app.svc.set_topic(c.account.id, id, Some(&c.external_id), Some(&c.account.policy), &name, true).await?,
+    )))
 }
 
 /// Removes a topic from one of the calling user's subscriptions.
@@ -284,7 +294,9 @@ pub async fn remove_topic_me(
     State(app): State<AppState>,
     ApiPath((id, name)): ApiPath<(i64, String)>,
 ) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(SubscriptionView::from(&app.svc.set_topic(c.account.id, id, Some(&c.external_id), &name, false).await?)))
+    Ok(Json(SubscriptionView::from(
+        &app.svc.set_topic(c.account.id, id, Some(&c.external_id), Some(&c.account.policy), &name, false).await?,
+    )))
 }
 
 pub(super) fn router() -> Router<AppState> {
