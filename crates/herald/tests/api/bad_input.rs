@@ -315,7 +315,7 @@ async fn limits_and_web_push_keys(b: Backend) {
     );
     // Oversized bodies are refused before parsing.
     let huge = json!({"properties": {"blob": "x".repeat(70_000)}});
-    assert_eq!(f.app.call(Method::PUT, "/v1/users/alice", Some(&f.sk), Some(huge)).await.0, 422);
+    assert_error(&f.app.call(Method::PUT, "/v1/users/alice", Some(&f.sk), Some(huge)).await, 413, "payload_too_large");
     assert_eq!(before, f.app.snapshot().await);
 }
 

@@ -113,6 +113,9 @@ impl TestApp {
         config.provider_timeout_ms = 1000;
         config.delivery_lease_seconds = 3;
         config.webhook_retry_base_ms = 50;
+        // Many tests present bad credentials on purpose, all from 127.0.0.1; the tests of the
+        // failed-authentication budget set their own.
+        config.auth_failures_per_minute = 1_000_000;
         tweak(&mut config);
         let app = App::build(&config).await.expect("server builds");
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -246,6 +249,18 @@ impl TestApp {
             out.push((table.to_string(), row.0, row.1));
         }
         out
+    }
+
+    /// Opens the database again as a second server would (migrations and the start-up
+    /// canonicalisation run), without serving, then closes it.
+    pub async fn reopen(&self) {
+        let mut config = Config::defaults();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.database_url = self.database_url.clone();
+        config.database_max_connections = 2;
+        config.admin_token = ADMIN_TOKEN.into();
+        config.workers = false;
+        drop(App::build(&config).await.expect("the database opens again"));
     }
 
     /// Runs a statement on the test database.

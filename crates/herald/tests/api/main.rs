@@ -12,6 +12,8 @@ mod compat_doboard;
 mod compat_notiflows;
 mod credentials;
 mod delivery;
+mod fuzz;
+mod hardening;
 mod mock_push;
 mod native_providers;
 mod openapi;
