@@ -43,7 +43,7 @@ pub enum ServiceError {
     Unauthenticated(String),
     /// 403: authenticated but not allowed (paused account, wrong key kind).
     #[error("{message}")]
-    Forbidden { message: String, required_scope: Option<&'static str> },
+    Forbidden { message: String, required_scope: Option<&'static str>, reason: Option<&'static str> },
     /// 404: unknown id, or an id of another account (never 403: no existence leak).
     #[error("{resource} not found")]
     NotFound { resource: &'static str, id: String },
@@ -85,7 +85,16 @@ impl ServiceError {
 
     /// A 403 for a credential of the wrong kind.
     pub fn forbidden(message: impl Into<String>, required_scope: Option<&'static str>) -> Self {
-        Self::Forbidden { message: message.into(), required_scope }
+        Self::Forbidden { message: message.into(), required_scope, reason: None }
+    }
+
+    /// A 403 because the calling page's origin is not one the account allows (CORS).
+    pub fn origin_not_allowed(origin: &str) -> Self {
+        Self::Forbidden {
+            message: format!("origin {origin} is not allowed for this account (allowed_origins)"),
+            required_scope: None,
+            reason: Some("origin_not_allowed"),
+        }
     }
 }
 

@@ -12,8 +12,10 @@ pub mod keys;
 pub mod model;
 pub mod outbox;
 pub mod pairing_store;
+pub mod receipts;
 pub mod service;
 pub mod store;
+pub mod tokens;
 pub mod validate;
 pub mod webhooks;
 

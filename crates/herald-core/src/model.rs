@@ -116,12 +116,27 @@ pub struct AccountPolicy {
     /// characters (`news.*`, `team:*:alerts`). `null`: any topic that is not reserved.
     #[serde(default)]
     pub client_topic_patterns: Option<Vec<String>>,
+    /// Origins whose pages may call the client surfaces from a browser (CORS), e.g.
+    /// `https://app.example.com`; `null`: any origin. Cookie-identified calls (Bright Pattern's
+    /// WebChat) are allowed only from origins listed here.
+    #[serde(default)]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// Topic prefix of Bright Pattern chats, reserved for the chat surface.
 pub const CHAT_TOPIC_PREFIX: &str = "chat:";
 
 impl AccountPolicy {
+    /// Whether a page of `origin` may call the client surfaces for this account.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins.as_ref().is_none_or(|list| list.iter().any(|o| o.eq_ignore_ascii_case(origin)))
+    }
+
+    /// Whether `origin` is listed by name (what cookie-identified calls need).
+    pub fn lists_origin(&self, origin: &str) -> bool {
+        self.allowed_origins.as_ref().is_some_and(|list| list.iter().any(|o| o.eq_ignore_ascii_case(origin)))
+    }
+
     /// Whether a client may put its own subscription on `topic`.
     pub fn client_may_add_topic(&self, topic: &str) -> bool {
         if topic.starts_with(CHAT_TOPIC_PREFIX)
@@ -168,6 +183,7 @@ mod policy_tests {
         let strict = AccountPolicy {
             reserved_topic_prefixes: vec!["admin.".into()],
             client_topic_patterns: Some(vec!["news.*".into(), "team:*:alerts".into()]),
+            allowed_origins: None,
         };
         assert!(strict.client_may_add_topic("news.sport"));
         assert!(strict.client_may_add_topic("team:7:alerts"));
@@ -361,6 +377,19 @@ pub struct Delivery {
     #[serde(serialize_with = "serde_rfc3339::option::serialize")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub delivered_at: Option<Millis>,
+    /// When the device reported showing it (a receipt).
+    #[serde(serialize_with = "serde_rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub displayed_at: Option<Millis>,
+    /// When the user clicked it, and which action (`null`: the notification itself).
+    #[serde(serialize_with = "serde_rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub clicked_at: Option<Millis>,
+    pub clicked_action: Option<String>,
+    /// When the user closed it without clicking.
+    #[serde(serialize_with = "serde_rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub dismissed_at: Option<Millis>,
 }
 
 /// One entry of a user's inbox.

@@ -106,6 +106,7 @@ pub trait Store:
     + crate::webhooks::WebhookStore
     + crate::compat_store::CompatStore
     + crate::pairing_store::PairingStore
+    + crate::receipts::ReceiptStore
     + Send
     + Sync
     + 'static

@@ -17,6 +17,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "subscription.deleted",
     "notification.delivered",
     "notification.failed",
+    "notification.displayed",
+    "notification.clicked",
     "webhook.disabled",
 ];
 

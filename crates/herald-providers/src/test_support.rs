@@ -57,6 +57,7 @@ pub fn job(channel: Arc<Channel>, identifier: &str, kind: SubscriptionKind, cont
         content: Arc::new(content),
         options: Arc::new(options),
         expires_at: now_ms() + 3_600_000,
+        receipt: None,
     }
 }
 

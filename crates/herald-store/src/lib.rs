@@ -12,6 +12,7 @@ mod migrate;
 mod outbox;
 mod outbox_rows;
 mod pairing;
+mod receipts;
 mod rows;
 mod webhooks;
 

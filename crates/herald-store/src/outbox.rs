@@ -28,7 +28,7 @@ macro_rules! delivery_cols {
     () => {
         "d.id, d.notification_id, d.subscription_id, d.channel_id, d.channel_type, d.message_id, d.status, d.attempts, \
          d.provider_status, d.provider_reason, d.provider_message_id, d.next_attempt_at, d.created_at, d.updated_at, \
-         d.delivered_at"
+         d.delivered_at, d.displayed_at, d.clicked_at, d.clicked_action, d.dismissed_at"
     };
 }
 

@@ -65,6 +65,10 @@ pub(crate) struct DeliveryRow {
     created_at: i64,
     updated_at: i64,
     delivered_at: Option<i64>,
+    displayed_at: Option<i64>,
+    clicked_at: Option<i64>,
+    clicked_action: Option<String>,
+    dismissed_at: Option<i64>,
 }
 
 impl TryFrom<DeliveryRow> for Delivery {
@@ -86,6 +90,10 @@ impl TryFrom<DeliveryRow> for Delivery {
             created_at: r.created_at,
             updated_at: r.updated_at,
             delivered_at: r.delivered_at,
+            displayed_at: r.displayed_at,
+            clicked_at: r.clicked_at,
+            clicked_action: r.clicked_action,
+            dismissed_at: r.dismissed_at,
         })
     }
 }

@@ -21,9 +21,11 @@ use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::{Content, Job, Options, Outcome, Provider, Target};
 use crate::clock::{Millis, now_ms};
+use crate::keys;
 use crate::model::{Channel, ChannelType, DeliveryStatus, Environment, SubscriptionKind};
 use crate::outbox::{Claimed, DeliveryResult};
 use crate::store::Store;
+use crate::tokens::{self, Purpose, TokenKey};
 use crate::webhooks::Event;
 
 /// Tuning of the engine; every knob is in the server's configuration.
@@ -76,6 +78,8 @@ pub struct Engine {
     wake: Arc<Notify>,
     owner: String,
     claims: AtomicU64,
+    /// The receipt-token key, read on first use.
+    tokens: tokio::sync::OnceCell<TokenKey>,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     channels: Mutex<HashMap<String, CachedChannel>>,
     listening: Mutex<(Vec<i64>, Option<Instant>)>,
@@ -108,6 +112,7 @@ impl Engine {
             wake,
             owner,
             claims: AtomicU64::new(0),
+            tokens: tokio::sync::OnceCell::new(),
             hosts: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
             listening: Mutex::new((Vec::new(), None)),
@@ -258,7 +263,21 @@ impl Engine {
             content: Arc::new(content),
             options: Arc::new(options),
             expires_at: row.expires_at,
+            receipt: self.receipt_key().await.map(|k| k.sign(Purpose::Receipt, row.delivery_id)),
         })
+    }
+
+    /// The receipt-token key, read from the database once.
+    async fn receipt_key(&self) -> Option<&TokenKey> {
+        let store = self.store.clone();
+        let key = self
+            .tokens
+            .get_or_try_init(|| async move {
+                let secret = store.deployment_secret(tokens::SECRET_NAME, &keys::random_bytes::<32>()).await?;
+                Ok::<_, crate::StoreError>(TokenKey::new(&secret))
+            })
+            .await;
+        key.inspect_err(|e| tracing::error!(error = %e, "cannot read the receipt key; pushes go without receipts")).ok()
     }
 
     async fn channel(&self, account_id: i64, id: &str) -> Option<Arc<Channel>> {

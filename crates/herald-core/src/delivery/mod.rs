@@ -121,6 +121,9 @@ pub struct Job {
     pub content: Arc<Content>,
     pub options: Arc<Options>,
     pub expires_at: Millis,
+    /// The delivery's receipt token (`crate::tokens`), carried in the push so the device can
+    /// report displayed / clicked / dismissed; `None` only when no key could be read.
+    pub receipt: Option<String>,
 }
 
 impl Job {

@@ -65,11 +65,32 @@ impl Service {
         id: i64,
         reserved_topic_prefixes: Option<Vec<String>>,
         client_topic_patterns: Option<Option<Vec<String>>>,
+        allowed_origins: Option<Option<Vec<String>>>,
     ) -> Result<Option<AccountPolicy>, ServiceError> {
-        if reserved_topic_prefixes.is_none() && client_topic_patterns.is_none() {
+        if reserved_topic_prefixes.is_none() && client_topic_patterns.is_none() && allowed_origins.is_none() {
             return Ok(None);
         }
         let mut errors = Vec::new();
+        let mut origins = Vec::new();
+        for (i, origin) in allowed_origins.iter().flatten().flatten().enumerate() {
+            // An origin is scheme://host[:port], exactly as browsers send it in `Origin`.
+            let parsed = url::Url::parse(origin).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
+            match parsed.map(|u| u.origin().ascii_serialization()) {
+                Some(o) if o.eq_ignore_ascii_case(origin.trim_end_matches('/')) => origins.push(o),
+                _ => errors.push(FieldError::new(
+                    format!("allowed_origins[{i}]"),
+                    "invalid",
+                    "an origin is scheme://host[:port], e.g. https://app.example.com",
+                )),
+            }
+        }
+        if origins.len() > MAX_POLICY_ENTRIES {
+            errors.push(FieldError::new(
+                "allowed_origins",
+                "too_long",
+                format!("at most {MAX_POLICY_ENTRIES} entries"),
+            ));
+        }
         let lists = [
             ("reserved_topic_prefixes", reserved_topic_prefixes.as_ref()),
             ("client_topic_patterns", client_topic_patterns.as_ref().and_then(Option::as_ref)),
@@ -96,6 +117,9 @@ impl Service {
         }
         if let Some(patterns) = client_topic_patterns {
             policy.client_topic_patterns = patterns;
+        }
+        if let Some(list) = allowed_origins {
+            policy.allowed_origins = list.map(|_| origins);
         }
         Ok(Some(policy))
     }

@@ -213,6 +213,18 @@ pub(crate) fn validate_config(
     if errors.is_empty() { Ok(Value::Object(cfg)) } else { Err(errors) }
 }
 
+/// An optional string setting: `None` when absent or null, an error when not a string.
+fn opt_str<'a>(cfg: &'a Map<String, Value>, key: &str, errors: &mut Vec<FieldError>, path: &str) -> Option<&'a str> {
+    match cfg.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => {
+            errors.push(FieldError::new(path, "invalid_type", format!("{path} must be a string")));
+            None
+        }
+    }
+}
+
 fn get_str<'a>(cfg: &'a Map<String, Value>, key: &str, errors: &mut Vec<FieldError>, path: &str) -> Option<&'a str> {
     match cfg.get(key) {
         None | Some(Value::Null) => {
@@ -246,6 +258,27 @@ fn web_push_config(cfg: &mut Map<String, Value>, errors: &mut Vec<FieldError>) {
                 "subject must be a mailto: or https: URL (RFC 8292)",
             ));
         }
+    }
+    // Where a click leads when a send names no url; required by declarative pushes.
+    if let Some(url) = opt_str(cfg, "default_url", errors, "config.default_url")
+        && (url.len() > crate::validate::MAX_ENDPOINT
+            || !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "http")))
+    {
+        errors.push(FieldError::new("config.default_url", "invalid", "default_url must be an http(s) URL"));
+    }
+    match opt_str(cfg, "payload_format", errors, "config.payload_format") {
+        None | Some("herald") => {}
+        Some("declarative") if cfg.get("default_url").is_some_and(Value::is_string) => {}
+        Some("declarative") => errors.push(FieldError::new(
+            "config.default_url",
+            "required",
+            "declarative pushes need a url to navigate to: set default_url",
+        )),
+        Some(_) => errors.push(FieldError::new(
+            "config.payload_format",
+            "invalid",
+            "payload_format must be herald or declarative",
+        )),
     }
     if !cfg.contains_key("vapid_private_key") {
         let pair = keys::generate_vapid();

@@ -9,6 +9,7 @@ mod credentials;
 mod devices;
 mod notifications;
 pub mod pairing;
+mod receipts;
 mod subscriptions;
 mod users;
 mod webhooks;
@@ -45,6 +46,8 @@ pub struct Service {
     providers: Arc<Providers>,
     wake: Arc<Notify>,
     hooks_wake: Arc<Notify>,
+    /// The receipt and renewal token key, read from the database on first use.
+    tokens: Arc<tokio::sync::OnceCell<crate::tokens::TokenKey>>,
 }
 
 impl Service {
@@ -57,6 +60,7 @@ impl Service {
             providers: Arc::new(Providers::new()),
             wake: Arc::new(Notify::new()),
             hooks_wake: Arc::new(Notify::new()),
+            tokens: Arc::default(),
         }
     }
 

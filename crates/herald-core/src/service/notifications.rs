@@ -177,6 +177,7 @@ impl Service {
         let channel_types = self.check_channel_filter(account_id, &req.channels).await?;
         let (deliveries, inbox_users) = self.resolve_direct(account_id, &req).await?;
         self.check_payloads(&req, &deliveries, &channel_types)?;
+        self.check_declarative(account_id, &req).await?;
         let now = now_ms();
         let id = uuid::Uuid::new_v4().to_string();
         let send_at = req.send_at.unwrap_or(now).max(now);
@@ -292,6 +293,41 @@ impl Service {
         Ok((to_rows(&subs, &req.channels), users))
     }
 
+    /// A declarative Web Push (Safari's shape) must say where a click leads: the send's `url`,
+    /// else the `default_url` of every Web Push channel it may reach. (Channels set to the
+    /// declarative format cannot exist without a `default_url`.)
+    async fn check_declarative(&self, account_id: i64, req: &SendRequest) -> Result<(), ServiceError> {
+        let flag = req.options.web_push.as_ref().and_then(|w| w.get("declarative"));
+        match flag {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(()),
+            Some(Value::Bool(true)) => {}
+            Some(_) => {
+                return Err(ServiceError::invalid(
+                    "web_push.declarative",
+                    "invalid_type",
+                    "declarative must be a boolean",
+                ));
+            }
+        }
+        if req.content.url.is_some() {
+            return Ok(());
+        }
+        let channels = self.store.list_channels(account_id).await?;
+        let lacking = channels.iter().filter(|c| c.channel_type == ChannelType::WebPush).any(|c| {
+            let reached =
+                req.channels.as_ref().is_none_or(|f| f.iter().any(|x| x == &c.id || x == c.channel_type.as_str()));
+            reached && !c.config.get("default_url").is_some_and(Value::is_string)
+        });
+        if lacking {
+            return Err(ServiceError::invalid(
+                "url",
+                "required",
+                "a declarative Web Push needs a url to navigate to: pass url or set the channel's default_url",
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuses content too large for any provider it may reach, naming the provider.
     fn check_payloads(
         &self,
@@ -325,6 +361,7 @@ impl Service {
             .await?
             .ok_or_else(|| ServiceError::not_found("notification", id))?;
         let counts = self.store.delivery_counts(id).await?;
+        let (displayed, clicked) = self.store.receipt_counts(id).await?;
         let filter = DeliveryFilter {
             account_id,
             notification_id: Some(id.into()),
@@ -335,6 +372,8 @@ impl Service {
         let page = super::paginate(self.store.list_deliveries(&filter).await?, limit, |d| d.id);
         let mut view = notification_view(&n);
         view["counts"] = counts_view(&counts);
+        view["counts"]["displayed"] = json!(displayed);
+        view["counts"]["clicked"] = json!(clicked);
         view["deliveries"] = serde_json::to_value(&page.items).expect("serialisable");
         view["next_cursor"] = json!(page.next_cursor);
         Ok(view)

@@ -102,7 +102,8 @@ impl ApnsProvider {
         config: &ApnsConfig<'_>,
         authorization: HeaderValue,
     ) -> Result<Answer, Outcome> {
-        let prepared = payload::prepare(&job.content, &job.options, job.target.kind).map_err(failed)?;
+        let prepared =
+            payload::prepare(&job.content, &job.options, job.target.kind, job.receipt.as_deref()).map_err(failed)?;
         let headers = payload::headers(&HeaderInput {
             authorization,
             push_type: prepared.push_type,
@@ -130,7 +131,7 @@ impl ApnsProvider {
 #[async_trait]
 impl Provider for ApnsProvider {
     fn check_payload(&self, content: &Content, options: &Options, kind: SubscriptionKind) -> Result<(), String> {
-        payload::prepare(content, options, kind).map(drop)
+        payload::prepare(content, options, kind, Some(payload::RECEIPT_PLACEHOLDER)).map(drop)
     }
 
     fn host_key(&self, job: &Job) -> String {

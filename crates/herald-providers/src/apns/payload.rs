@@ -44,7 +44,18 @@ pub(crate) struct Prepared {
 }
 
 /// Builds, merges and size-checks the payload.
-pub(crate) fn prepare(content: &Content, options: &Options, kind: SubscriptionKind) -> Result<Prepared, String> {
+/// The longest receipt token (`herald_core::tokens`), reserved when checking a payload's size
+/// before the delivery (and so its token) exists.
+pub(crate) const RECEIPT_PLACEHOLDER: &str = "hr1.AAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA";
+
+/// Builds, merges and size-checks the payload; the delivery's receipt token goes at the top
+/// level as `herald_receipt`, where the app reads it to report displayed / clicked.
+pub(crate) fn prepare(
+    content: &Content,
+    options: &Options,
+    kind: SubscriptionKind,
+    receipt: Option<&str>,
+) -> Result<Prepared, String> {
     if let Some(id) = &options.collapse_key
         && id.len() > MAX_COLLAPSE_ID
     {
@@ -55,6 +66,9 @@ pub(crate) fn prepare(content: &Content, options: &Options, kind: SubscriptionKi
         Some(patch @ Value::Object(_)) => merge_patch(&mut payload, patch),
         Some(Value::Null) | None => {}
         Some(_) => return Err("APNs overrides (options.apns) must be a JSON object".into()),
+    }
+    if let (Some(receipt), Some(obj)) = (receipt, payload.as_object_mut()) {
+        obj.insert("herald_receipt".into(), json!(receipt));
     }
     let push_type = push_type(&payload, kind);
     if push_type == PushType::Background

@@ -13,7 +13,7 @@ use super::*;
 use crate::test_support::{self, EC_PRIVATE_PEM, EC_PUBLIC_PEM, alert};
 
 fn payload_of(content: &Content, options: &Options, kind: SubscriptionKind) -> (Value, PushType) {
-    let prepared = payload::prepare(content, options, kind).unwrap();
+    let prepared = payload::prepare(content, options, kind, None).unwrap();
     (serde_json::from_slice(&prepared.body).unwrap(), prepared.push_type)
 }
 
@@ -92,12 +92,23 @@ fn an_override_that_adds_an_alert_makes_an_alert_push() {
     assert_eq!(push_type, PushType::Alert);
     assert_eq!(payload, json!({"aps": {"alert": "Hello"}}));
     let bad = Options { apns: Some(json!([1])), ..Options::default() };
-    assert!(payload::prepare(&Content::default(), &bad, SubscriptionKind::Standard).unwrap_err().contains("APNs"));
+    assert!(
+        payload::prepare(&Content::default(), &bad, SubscriptionKind::Standard, None).unwrap_err().contains("APNs")
+    );
 }
 
 /// Content whose payload is exactly `len` bytes (the body text pads it).
 fn content_of_size(len: usize) -> Content {
-    let overhead = payload::prepare(&alert("", ""), &Options::default(), SubscriptionKind::Voip).unwrap().body.len();
+    // With the receipt token the check reserves room for, as every delivery carries one.
+    let overhead = payload::prepare(
+        &alert("", ""),
+        &Options::default(),
+        SubscriptionKind::Voip,
+        Some(payload::RECEIPT_PLACEHOLDER),
+    )
+    .unwrap()
+    .body
+    .len();
     alert("", &"x".repeat(len - overhead))
 }
 
@@ -117,8 +128,8 @@ fn payload_limits_are_4096_and_5120_for_voip() {
 #[test]
 fn long_collapse_ids_are_refused() {
     let options = |len: usize| Options { collapse_key: Some("c".repeat(len)), ..Options::default() };
-    assert!(payload::prepare(&alert("a", "b"), &options(64), SubscriptionKind::Standard).is_ok());
-    let err = payload::prepare(&alert("a", "b"), &options(65), SubscriptionKind::Standard).unwrap_err();
+    assert!(payload::prepare(&alert("a", "b"), &options(64), SubscriptionKind::Standard, None).is_ok());
+    let err = payload::prepare(&alert("a", "b"), &options(65), SubscriptionKind::Standard, None).unwrap_err();
     assert_eq!(err, "APNs collapse id is 65 bytes; the limit is 64");
 }
 

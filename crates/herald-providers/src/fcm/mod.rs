@@ -78,7 +78,12 @@ impl FcmProvider {
             expires_at_secs: job.expires_at.div_euclid(1000),
             visible: content.get("notification").is_some(),
         };
-        let body = serde_json::to_vec(&payload::request_body(&delivery, &content))
+        let mut body = payload::request_body(&delivery, &content);
+        if let Some(receipt) = &job.receipt {
+            // Where the app reads it to report displayed / clicked (FCM data is string-to-string).
+            body["message"]["data"]["herald_receipt"] = serde_json::json!(receipt);
+        }
+        let body = serde_json::to_vec(&body)
             .map_err(|e| Outcome::Failed { status: None, reason: format!("FCM payload: {e}") })?;
         let url = format!("{}/v1/projects/{}/messages:send", config.base_url, config.project_id);
         self.clients.admit(config.token_uri)?;

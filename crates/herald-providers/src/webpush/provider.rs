@@ -54,7 +54,8 @@ impl WebPushProvider {
     }
 }
 
-/// The JSON a service worker receives: the content, with the sender's `web_push` overrides.
+/// The JSON a service worker receives for `content` in Herald's shape, without a receipt: what
+/// benchmarks encrypt. Deliveries use [`super::payload::payload`].
 pub fn payload(content: &Content, options: &Options) -> Vec<u8> {
     let mut value = serde_json::to_value(content).unwrap_or_else(|_| json!({}));
     if let Some(extra) = &options.web_push {
@@ -70,7 +71,7 @@ fn settings_keys(settings: &Value) -> Option<(&str, &str)> {
 #[async_trait]
 impl Provider for WebPushProvider {
     fn check_payload(&self, content: &Content, options: &Options, _kind: SubscriptionKind) -> Result<(), String> {
-        let len = payload(content, options).len();
+        let len = super::payload::largest(content, options);
         if len > MAX_PLAINTEXT {
             return Err(format!(
                 "Web Push payload is {len} bytes; with encryption framing the limit is 4096 bytes ({MAX_PLAINTEXT} of JSON)"
@@ -96,7 +97,7 @@ impl Provider for WebPushProvider {
         let Some(keys) = settings_keys(&job.target.settings).and_then(|(p, a)| UaKeys::from_base64(p, a).ok()) else {
             return failed("subscription keys are invalid".into());
         };
-        let body = match crypto::encrypt(&keys, &payload(&job.content, &job.options)) {
+        let body = match crypto::encrypt(&keys, &super::payload::payload(job)) {
             Ok(body) => body,
             Err(e) => return failed(format!("encryption failed: {e}")),
         };

@@ -131,6 +131,10 @@ async fn client(app: &AppState, headers: &HeaderMap, mint: bool) -> Result<(Clie
         _ => (client_id, None),
     };
     let ctx = app.svc.authenticate_app_client(&app_id, &client_id).await?;
+    if credentials(headers).is_some_and(|(_, c)| c == WEB_CHAT) {
+        // A cookie is sent by the browser on its own: only origins the account names may use it.
+        crate::http::cors::check_credentialed(&ctx.account)?;
+    }
     // The client id is the app's to choose, so the budget is the key's, never the client's.
     app.limit(&ctx.account, &format!("pk:{}", lookup_prefix(&app_id)))?;
     Ok((ctx, new_cookie))

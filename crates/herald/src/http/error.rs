@@ -28,8 +28,8 @@ pub fn classify(e: &ServiceError) -> (&'static str, StatusCode, Value) {
             ("bad_request", StatusCode::BAD_REQUEST, json!({"reason": reason, "param": param}))
         }
         ServiceError::Unauthenticated(_) => ("unauthenticated", StatusCode::UNAUTHORIZED, json!({})),
-        ServiceError::Forbidden { required_scope, .. } => {
-            ("forbidden", StatusCode::FORBIDDEN, json!({"required_scope": required_scope}))
+        ServiceError::Forbidden { required_scope, reason, .. } => {
+            ("forbidden", StatusCode::FORBIDDEN, json!({"required_scope": required_scope, "reason": reason}))
         }
         ServiceError::NotFound { resource, id } => {
             ("not_found", StatusCode::NOT_FOUND, json!({"resource": resource, "id": id}))

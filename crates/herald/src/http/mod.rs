@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, middleware, and the shared state handlers see.
 
 pub mod auth_guard;
+pub mod cors;
 pub mod edge;
 pub mod error;
 pub mod extract;
@@ -8,6 +9,7 @@ pub mod limits;
 pub mod openapi;
 pub mod pages;
 pub mod request_id;
+pub mod sdk;
 mod system;
 pub mod v1;
 
@@ -38,6 +40,9 @@ impl AppState {
         account: &herald_core::model::Account,
         credential: &str,
     ) -> Result<(), herald_core::ServiceError> {
+        // Every surface comes here once its credential names the account: the one place the
+        // account's allowed origins are enforced on cross-origin calls.
+        cors::check(account)?;
         let per_minute =
             account.rate_limit_per_minute.map_or(self.default_rate_per_minute, |l| l.clamp(1, u32::MAX as i64) as u32);
         match self.limits.check(credential, limits::Policy::per_minute(per_minute)) {
@@ -68,11 +73,13 @@ pub fn router(state: AppState, edge: edge::Edge) -> Router {
         .merge(system::router())
         .merge(v1::router())
         .merge(pages::router())
+        .merge(sdk::router())
         .merge(crate::compat::router())
         .fallback(system::not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(move |req, next| edge::layer(edge.clone(), req, next)))
+        .layer(axum::middleware::from_fn(cors::layer))
         .layer(axum::middleware::from_fn(move |req, next| request_id::layer(public_url.clone(), req, next)))
 }

@@ -66,6 +66,8 @@ impl Modify for Security {
         notifications::my_inbox, notifications::my_read, notifications::user_inbox, notifications::user_read,
         webhooks::create, webhooks::list, webhooks::get_one, webhooks::update, webhooks::remove,
         crate::http::v1::pairing::create, crate::http::v1::pairing::redeem,
+        crate::http::v1::browser::vapid, crate::http::v1::browser::receipt, crate::http::v1::browser::renew,
+        admin::update_own,
     ),
     components(schemas(ErrorBody, ErrorObject, Account, ApiKey, SigningKey, User, AccountCreated, KeyCreated,
         SessionCreated, ChannelView, SubscriptionView, SendAccepted, Delivery))

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::parse_enum;
 use crate::http::error::ApiResult;
-use crate::http::extract::{Admin, ApiPath, ApiQuery, JsonBody};
+use crate::http::extract::{Admin, ApiPath, ApiQuery, Backend, JsonBody};
 use crate::http::{AppState, ListResponse};
 
 /// `POST /admin/v1/accounts`
@@ -37,6 +37,19 @@ pub struct UpdateAccount {
     /// that is not reserved.
     #[serde(default, deserialize_with = "present")]
     pub client_topic_patterns: Option<Option<Vec<String>>>,
+    /// Origins whose pages may call the client surfaces (CORS); `null`: any origin.
+    #[serde(default, deserialize_with = "present")]
+    pub allowed_origins: Option<Option<Vec<String>>>,
+}
+
+/// `PATCH /v1/account`: what an account's backend may change about its own account.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct UpdateOwnAccount {
+    pub reserved_topic_prefixes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub client_topic_patterns: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub allowed_origins: Option<Option<Vec<String>>>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -96,14 +109,34 @@ pub async fn update(
         .as_deref()
         .map(|s| parse_enum("status", s, AccountStatus::parse, AccountStatus::expected))
         .transpose()?;
-    let policy = app.svc.account_policy_patch(id, req.reserved_topic_prefixes, req.client_topic_patterns).await?;
+    let policy = app
+        .svc
+        .account_policy_patch(id, req.reserved_topic_prefixes, req.client_topic_patterns, req.allowed_origins)
+        .await?;
     let patch =
         AccountPatch { status, dev_mode: req.dev_mode, rate_limit_per_minute: req.rate_limit_per_minute, policy };
     Ok(Json(app.svc.update_account(id, patch).await?))
+}
+
+/// Changes the calling account's client policy (topics clients may manage, allowed origins).
+#[utoipa::path(patch, path = "/v1/account", tag = "accounts", request_body = UpdateOwnAccount,
+    responses((status = 200, body = Account)), security(("secret_key" = [])))]
+pub async fn update_own(
+    Backend(account): Backend,
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<UpdateOwnAccount>,
+) -> ApiResult<Json<Account>> {
+    let policy = app
+        .svc
+        .account_policy_patch(account.id, req.reserved_topic_prefixes, req.client_topic_patterns, req.allowed_origins)
+        .await?;
+    let patch = AccountPatch { policy, ..AccountPatch::default() };
+    Ok(Json(app.svc.update_account(account.id, patch).await?))
 }
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/v1/accounts", get(list).post(create))
         .route("/admin/v1/accounts/{id}", get(get_one).patch(update))
+        .route("/v1/account", axum::routing::patch(update_own))
 }

@@ -1,6 +1,7 @@
 //! The native API, one file per resource.
 
 pub mod admin;
+pub mod browser;
 pub mod channels;
 pub mod credentials;
 pub mod notifications;
@@ -17,6 +18,7 @@ use super::AppState;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .merge(admin::router())
+        .merge(browser::router())
         .merge(credentials::router())
         .merge(channels::router())
         .merge(users::router())

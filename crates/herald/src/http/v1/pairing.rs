@@ -79,7 +79,7 @@ pub async fn create(
 /// on the code's channel. 201 when created, 200 when it existed; 404 unknown, 410 used or expired.
 #[utoipa::path(post, path = "/v1/pair/{code}", tag = "pairing", request_body = RedeemPairingCode,
     params(("code" = String, Path, description = "the pairing code")),
-    responses((status = 201, body = SubscriptionView), (status = 200, body = SubscriptionView),
+    responses((status = 201, body = super::browser::ClientSubscription), (status = 200, body = super::browser::ClientSubscription),
         (status = 404, body = crate::http::openapi::ErrorBody), (status = 410, body = crate::http::openapi::ErrorBody),
         (status = 422, body = crate::http::openapi::ErrorBody)),
     security(()))]
@@ -87,7 +87,7 @@ pub async fn redeem(
     State(app): State<AppState>,
     ApiPath(code): ApiPath<String>,
     JsonBody(req): JsonBody<RedeemPairingCode>,
-) -> ApiResult<(StatusCode, Json<SubscriptionView>)> {
+) -> ApiResult<(StatusCode, Json<super::browser::ClientSubscription>)> {
     let reg = Registration {
         channel_id: None,
         identifier: None,
@@ -107,7 +107,8 @@ pub async fn redeem(
     };
     let up = app.svc.redeem_pairing_code(&code, reg).await?;
     let status = if up.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(SubscriptionView::from(&up.value))))
+    let view = super::browser::ClientSubscription::new(&app, SubscriptionView::from(&up.value)).await?;
+    Ok((status, Json(view)))
 }
 
 pub(super) fn router() -> Router<AppState> {

@@ -12,6 +12,7 @@ use herald_core::store::{SubscriptionFilter, SubscriptionPatch};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::browser::ClientSubscription;
 use super::parse_enum;
 use crate::http::error::ApiResult;
 use crate::http::extract::{ApiPath, ApiQuery, Backend, Client, JsonBody};
@@ -217,14 +218,15 @@ pub async fn list_topic(
 
 /// Registers the calling user's browser or device.
 #[utoipa::path(post, path = "/v1/me/subscriptions", tag = "me", request_body = RegisterSubscription,
-    responses((status = 201, body = SubscriptionView), (status = 200, body = SubscriptionView)),
+    responses((status = 201, body = ClientSubscription), (status = 200, body = ClientSubscription)),
     security(("public_key" = [], "user_token" = []), ("session" = [])))]
 pub async fn register_me(
     Client(c): Client,
     State(app): State<AppState>,
     JsonBody(req): JsonBody<RegisterSubscription>,
-) -> ApiResult<Created> {
-    register(&app, c.account.id, &c.external_id, Some(&c.account.policy), req).await
+) -> ApiResult<(StatusCode, Json<ClientSubscription>)> {
+    let (status, Json(view)) = register(&app, c.account.id, &c.external_id, Some(&c.account.policy), req).await?;
+    Ok((status, Json(ClientSubscription::new(&app, view).await?)))
 }
 
 /// The calling user's subscriptions.
