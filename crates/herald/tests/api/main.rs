@@ -4,6 +4,7 @@ mod helpers;
 
 mod accounts;
 mod bad_input;
+mod browser;
 mod channels;
 mod compat_bnotify;
 mod compat_brightpattern;

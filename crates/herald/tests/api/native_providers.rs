@@ -52,6 +52,7 @@ async fn apns_alert_and_voip_pushes(b: Backend) {
             .expect("apns-id is the delivery's message id");
         assert_eq!(delivery["status"], "delivered");
         let payload: Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(payload["herald_receipt"].as_str().is_some_and(|t| t.starts_with("hr1.")), "{payload}");
         assert_eq!(payload["aps"]["alert"]["title"], "Call");
     }
 }
@@ -97,6 +98,13 @@ async fn fcm_grant_refresh_and_unregistered(b: Backend) {
     assert_eq!(body["message"]["token"], "fcm-token:APA91b-test");
     assert_eq!(body["message"]["notification"]["title"], "Hi");
     assert_eq!(body["message"]["data"]["k"], "1");
+    let receipt = body["message"]["data"]["herald_receipt"].as_str().unwrap();
+    assert_eq!(
+        app.call(reqwest::Method::POST, "/v1/receipts", None, Some(json!({"token": receipt, "event": "displayed"})))
+            .await
+            .0,
+        204
+    );
 
     // The access token is revoked: the send gets 401, Herald fetches a new one and retries.
     mock.revoke_tokens();
