@@ -107,6 +107,7 @@ pub trait Store:
     + crate::compat_store::CompatStore
     + crate::pairing_store::PairingStore
     + crate::receipts::ReceiptStore
+    + crate::cluster::NodeStore
     + Send
     + Sync
     + 'static

@@ -6,6 +6,7 @@
 #[macro_use]
 mod sql;
 mod canonical;
+mod cluster;
 mod compat;
 mod imp;
 mod migrate;
@@ -64,10 +65,15 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// The file a SQLite database URL (`sqlite://path`, `sqlite:path` or a plain path) names.
+pub fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url)
+}
+
 impl SqliteStore {
     /// Opens (creating file and folder when missing) a SQLite database.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        let path = sqlite_path(url);
         if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(Box::new(e)))?;
         }

@@ -25,6 +25,7 @@ pub async fn sqlite(pool: &SqlitePool) -> Result<(), StoreError> {
         migration(6, "indexes", include_str!("../migrations/sqlite/0006_indexes.sql")),
         migration(7, "hardening", include_str!("../migrations/sqlite/0007_hardening.sql")),
         migration(8, "browser", include_str!("../migrations/sqlite/0008_browser.sql")),
+        migration(9, "nodes", include_str!("../migrations/sqlite/0009_nodes.sql")),
     ];
     Migrator::with_migrations(migrations).run(pool).await.map_err(err)
 }
@@ -40,6 +41,7 @@ pub async fn postgres(pool: &PgPool) -> Result<(), StoreError> {
         migration(6, "indexes", include_str!("../migrations/postgres/0006_indexes.sql")),
         migration(7, "hardening", include_str!("../migrations/postgres/0007_hardening.sql")),
         migration(8, "browser", include_str!("../migrations/postgres/0008_browser.sql")),
+        migration(9, "nodes", include_str!("../migrations/postgres/0009_nodes.sql")),
     ];
     Migrator::with_migrations(migrations).run(pool).await.map_err(err)
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::Service;
+use herald_core::cluster::{self, ClusterConfig, Node};
 use herald_core::delivery::Provider;
 use herald_core::delivery::engine::{Engine, Providers};
 use herald_core::delivery::hooks::HookConfig;
@@ -32,6 +33,10 @@ pub struct App {
     hooks: Option<Arc<dyn HookSender>>,
     hook_config: HookConfig,
     grace: Duration,
+    /// This process in the cluster; heartbeats run on PostgreSQL only (`cluster`).
+    node: Arc<Node>,
+    cluster: Option<ClusterConfig>,
+    wake: Arc<Notify>,
 }
 
 /// Builds the providers every channel type is delivered with.
@@ -74,13 +79,69 @@ pub async fn service(config: &Config, max_connections: u32) -> Result<(Service, 
     Ok((svc, providers, wake))
 }
 
+/// The lock `herald serve` holds beside a SQLite database while it serves: one serving process
+/// per database file, so that at start it may release every lease at once. CLI commands do not
+/// take it and keep working alongside. Released by the operating system when the process ends,
+/// however it ends.
+pub struct ServeLock {
+    _file: std::fs::File,
+}
+
+impl ServeLock {
+    /// Takes the lock for a SQLite `database_url`; `None` for PostgreSQL, where nodes coordinate
+    /// through the node table instead.
+    pub fn acquire(database_url: &str) -> Result<Option<ServeLock>, String> {
+        if herald_store::Backend::of(database_url) == herald_store::Backend::Postgres {
+            return Ok(None);
+        }
+        let db = herald_store::sqlite_path(database_url);
+        let lock_path = format!("{db}.serve-lock");
+        if let Some(dir) = std::path::Path::new(db).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| format!("cannot open the lock file {lock_path}: {e}"))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(ServeLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+                "another `herald serve` is already serving the database {db} (it holds {lock_path}); \
+                 stop it first, or give this one its own database_url"
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {lock_path}: {e}")),
+        }
+    }
+}
+
 impl App {
+    /// With the serve lock held: every lease in the database belonged to a process that is gone,
+    /// so its deliveries and webhooks are due again now rather than when their leases expire.
+    pub async fn release_all_leases(&self) -> Result<u64, String> {
+        let released = self.state.svc.store().release_leases_of("").await.map_err(|e| chain(&e))?;
+        if released > 0 {
+            tracing::info!(released, "released the leases of the previous process");
+            self.wake.notify_one();
+            self.state.svc.hooks_waker().notify_one();
+        }
+        Ok(released)
+    }
+
     /// Opens the database (applying migrations), builds the engine and binds the listener.
     pub async fn build(config: &Config) -> Result<App, String> {
         let (svc, providers, wake) = service(config, config.database_max_connections).await?;
-        let engine = config
-            .workers
-            .then(|| Engine::new(svc.store().clone(), providers, config.engine(), wake, svc.hooks_waker()));
+        let node = Node::new();
+        let engine = config.workers.then(|| {
+            Engine::new(svc.store().clone(), providers, config.engine(), wake.clone(), svc.hooks_waker(), node.clone())
+        });
+        // Several nodes share a PostgreSQL database and must notice each other's death; a SQLite
+        // database has one serving process (`herald serve` holds its lock file).
+        let cluster = config.database_url.starts_with("postgres").then(|| ClusterConfig {
+            node_timeout: Duration::from_secs(config.node_timeout_seconds),
+            ..ClusterConfig::default()
+        });
         let hooks = match config.workers {
             true => Some(webhook_sender(config)?),
             false => None,
@@ -100,6 +161,7 @@ impl App {
             public_url: Arc::from(public_url),
             limits: Arc::default(),
             default_rate_per_minute: config.rate_limit_per_minute,
+            node: node.clone(),
         };
         let edge = crate::http::edge::Edge::new(config.max_body_bytes, config.auth_failures_per_minute);
         let router = router(state.clone(), edge);
@@ -113,6 +175,9 @@ impl App {
             hooks,
             hook_config,
             grace: Duration::from_secs(config.shutdown_grace_seconds),
+            node,
+            cluster,
+            wake,
         })
     }
 
@@ -140,8 +205,13 @@ impl App {
                 sender,
                 self.hook_config,
                 svc.hooks_waker(),
+                self.node.clone(),
                 stop_rx.clone(),
             ))
+        });
+        let cluster = self.cluster.map(|c| {
+            let wake = vec![self.wake.clone(), self.state.svc.hooks_waker()];
+            tokio::spawn(cluster::run(self.state.svc.store().clone(), self.node.clone(), c, wake, stop_rx.clone()))
         });
         let engine = self.engine.map(|e| tokio::spawn(e.run(stop_rx, self.grace)));
         let signal = async move {
@@ -156,6 +226,9 @@ impl App {
         }
         if let Some(hooks) = hooks {
             let _ = hooks.await;
+        }
+        if let Some(cluster) = cluster {
+            let _ = cluster.await;
         }
         served
     }

@@ -147,8 +147,14 @@ async fn dispatch(cli: Cli) -> Result<(), String> {
             crate::init_tracing(&config);
             match command {
                 Command::Serve => {
+                    let lock = crate::app::ServeLock::acquire(&config.database_url)?;
                     let app = App::build(&config).await?;
-                    app.run_until_stopped().await.map_err(|e| format!("server failed: {e}"))
+                    if lock.is_some() {
+                        app.release_all_leases().await?;
+                    }
+                    let served = app.run_until_stopped().await.map_err(|e| format!("server failed: {e}"));
+                    drop(lock);
+                    served
                 }
                 Command::Migrate => {
                     herald_store::migrate_only(&config.database_url).await.map_err(|e| chain(&e))?;

@@ -37,6 +37,7 @@ pub struct Config {
     pub delivery_poll_ms: u64,
     pub provider_timeout_ms: u64,
     pub shutdown_grace_seconds: u64,
+    pub node_timeout_seconds: u64,
     pub webhook_retry_base_ms: u64,
 }
 
@@ -94,6 +95,7 @@ const SETTINGS: &[&str] = &[
     "delivery_poll_ms",
     "provider_timeout_ms",
     "shutdown_grace_seconds",
+    "node_timeout_seconds",
     "webhook_retry_base_ms",
 ];
 
@@ -148,6 +150,7 @@ impl Config {
             ("delivery_max_attempts", self.delivery_max_attempts as u64),
             ("delivery_poll_ms", self.delivery_poll_ms),
             ("provider_timeout_ms", self.provider_timeout_ms),
+            ("node_timeout_seconds", self.node_timeout_seconds),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("invalid setting `{name}`: must be at least 1"));

@@ -21,6 +21,7 @@ use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::{Content, Job, Options, Outcome, Provider, Target};
 use crate::clock::{Millis, now_ms};
+use crate::cluster::Node;
 use crate::keys;
 use crate::model::{Channel, ChannelType, DeliveryStatus, Environment, SubscriptionKind};
 use crate::outbox::{Claimed, DeliveryResult};
@@ -77,6 +78,8 @@ pub struct Engine {
     config: EngineConfig,
     wake: Arc<Notify>,
     owner: String,
+    /// This process in the cluster: claims stop while it is declared dead.
+    node: Arc<Node>,
     claims: AtomicU64,
     /// The receipt-token key, read on first use.
     tokens: tokio::sync::OnceCell<TokenKey>,
@@ -103,9 +106,11 @@ impl Engine {
         config: EngineConfig,
         wake: Arc<Notify>,
         hooks_wake: Arc<Notify>,
+        node: Arc<Node>,
     ) -> Arc<Engine> {
-        let owner = format!("w{}", uuid::Uuid::new_v4().simple());
+        let owner = node.owner('w');
         Arc::new(Engine {
+            node,
             store,
             providers,
             config,
@@ -164,6 +169,11 @@ impl Engine {
         tx: mpsc::UnboundedSender<DeliveryResult>,
     ) {
         while !*shutdown.borrow() {
+            if !self.node.alive() {
+                // Declared dead by the others: our leases are theirs until we register again.
+                self.idle(shutdown, Duration::from_millis(200)).await;
+                continue;
+            }
             let free = in_flight.available_permits().min(self.config.batch as usize);
             if free == 0 {
                 // Saturated: wait for one send to finish before claiming more.

@@ -46,11 +46,20 @@ pub async fn run(
     sender: Arc<dyn HookSender>,
     config: HookConfig,
     wake: Arc<Notify>,
+    node: Arc<crate::cluster::Node>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let owner = format!("h{}", uuid::Uuid::new_v4().simple());
+    let owner = node.owner('h');
     let seq = AtomicU64::new(0);
     while !*shutdown.borrow() {
+        if !node.alive() {
+            // Declared dead by the others: claim nothing until registered again.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
         let lease = format!("{owner}:{}", seq.fetch_add(1, Ordering::Relaxed));
         let claimed = match store.claim_hooks(&lease, now_ms(), config.lease.as_millis() as i64, config.batch).await {
             Ok(c) => c,

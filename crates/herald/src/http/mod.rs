@@ -31,6 +31,8 @@ pub struct AppState {
     pub limits: Arc<limits::RateLimits>,
     /// Requests per minute per credential when the account sets none.
     pub default_rate_per_minute: u32,
+    /// This process in the cluster: budgets are shared by the live nodes.
+    pub node: Arc<herald_core::cluster::Node>,
 }
 
 impl AppState {
@@ -45,6 +47,9 @@ impl AppState {
         cors::check(account)?;
         let per_minute =
             account.rate_limit_per_minute.map_or(self.default_rate_per_minute, |l| l.clamp(1, u32::MAX as i64) as u32);
+        // A budget holds across the cluster: each of N live nodes enforces 1/N of it (requests
+        // behind a load balancer spread evenly; a node alone has all of it).
+        let per_minute = (u64::from(per_minute) / self.node.live_nodes()).max(1) as u32;
         match self.limits.check(credential, limits::Policy::per_minute(per_minute)) {
             limits::Decision::Allowed { .. } => Ok(()),
             limits::Decision::Limited { policy, retry_after_secs } => Err(herald_core::ServiceError::RateLimited {

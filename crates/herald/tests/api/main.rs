@@ -13,6 +13,7 @@ mod compat_doboard;
 mod compat_notiflows;
 mod credentials;
 mod delivery;
+mod failover;
 mod fuzz;
 mod hardening;
 mod mock_push;

@@ -119,7 +119,7 @@ impl Drop for Node {
 }
 
 /// Registers `n` browsers, one per user, on the mock; returns their keys by endpoint path.
-async fn browsers(node: &Node, sk: &str, mock: &MockPush, n: usize) -> HashMap<String, UaKeyPair> {
+pub(crate) async fn browsers(node: &Node, sk: &str, mock: &MockPush, n: usize) -> HashMap<String, UaKeyPair> {
     let mut keys = HashMap::new();
     for i in 0..n {
         let ua = UaKeyPair::generate();
@@ -144,7 +144,7 @@ fn tally(mock: &MockPush, keys: &HashMap<String, UaKeyPair>, upto: Option<usize>
     seen
 }
 
-async fn database_for(b: Backend) -> (TestApp, String) {
+pub(crate) async fn database_for(b: Backend) -> (TestApp, String) {
     // TestApp owns the database's lifetime (and cleanup); its in-process server has its workers
     // switched off so only the child processes deliver.
     let app = TestApp::spawn_with(b, |c| c.workers = false).await;

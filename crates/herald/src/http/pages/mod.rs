@@ -1,7 +1,8 @@
 //! Hosted pages: the page behind every pairing deep link (`GET /qrcode/{code}`), which shows what
 //! is being subscribed to and, for a Web Push channel, subscribes the browser and redeems the
-//! code; the phone how-to (`GET /mobile`); Herald's service worker (`GET /sw.js`) and the
-//! pages' static assets. Everything is served by Herald itself: no CDN, no external resource.
+//! code with the browser SDK (`/sdk/herald.js`, pairing mode); the phone how-to (`GET /mobile`);
+//! Herald's service worker (`GET /sw.js`, the SDK's `herald-sw.js`) and the pages' static
+//! assets. Everything is served by Herald itself: no CDN, no external resource.
 
 pub mod qr;
 
@@ -171,8 +172,10 @@ async fn mobile() -> Response {
     html(StatusCode::OK, "Notifications on your phone", MOBILE)
 }
 
+/// `GET /sw.js`: the SDK's service worker (`sdk/herald-sw.js`, also at `/sdk/herald-sw.js`) at
+/// the root, so the pairing page may register it for any scope of this origin.
 async fn service_worker() -> Response {
-    let mut res = asset("text/javascript; charset=utf-8", include_str!("sw.js"));
+    let mut res = asset("text/javascript; charset=utf-8", super::sdk::HERALD_SW_JS);
     // Browsers re-check the worker on navigation; a stale cached copy would delay fixes.
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     res

@@ -1,6 +1,10 @@
-// Subscribes this browser to the channel of the pairing code on the page, then redeems the code.
-// Each channel gets its own service-worker scope, so subscribing to a second channel (another
-// VAPID key) does not replace the first one's push subscription.
+// Subscribes this browser to the channel of the pairing code on the page and redeems the code,
+// with Herald's browser SDK (/sdk/herald.js, loaded before this file) in pairing mode.
+// The worker is Herald's own (/sw.js, the SDK's herald-sw.js), registered at a scope per channel
+// (/push/<channel>/): this origin is shared by every account and channel of this Herald, and one
+// scope holds one push subscription with one VAPID key, so subscribing to a second channel must
+// not replace the first one's subscription. The worker reports receipts and renews the
+// subscription on `pushsubscriptionchange` with the renewal token the SDK stores per scope.
 (function () {
   "use strict";
   var root = document.getElementById("pair");
@@ -13,67 +17,59 @@
     status.className = cls || "";
   }
 
-  function keyBytes(b64url) {
-    var pad = "====".slice((b64url.length % 4) || 4);
-    var raw = atob((b64url + pad).replace(/-/g, "+").replace(/_/g, "/"));
-    var out = new Uint8Array(raw.length);
-    for (var i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
-    return out;
+  var Herald = window.Herald;
+  if (!Herald) {
+    say("The page could not load its script; reload it to try again.", "error");
+    button.disabled = true;
+    return;
   }
-
-  function sameKey(buffer, bytes) {
-    if (!buffer) return false;
-    var a = new Uint8Array(buffer);
-    if (a.length !== bytes.length) return false;
-    for (var i = 0; i < a.length; i++) if (a[i] !== bytes[i]) return false;
-    return true;
-  }
-
-  if (!("serviceWorker" in navigator) || !("PushManager" in window) || !("Notification" in window)) {
+  if (!Herald.isSupported()) {
     say("This browser cannot receive push notifications here. On an iPhone or iPad, add this page to the Home Screen first and open it from there.", "error");
     button.disabled = true;
     return;
   }
 
-  async function subscribe() {
-    var permission = await Notification.requestPermission();
-    if (permission !== "granted") {
-      throw new Error("Notifications were not allowed. Allow them in the browser's site settings, then try again.");
-    }
-    var scope = "/push/" + encodeURIComponent(root.dataset.channel) + "/";
-    var registration = await navigator.serviceWorker.register("/sw.js", { scope: scope });
-    var worker = registration.installing || registration.waiting || registration.active;
-    if (worker && worker.state !== "activated") {
-      await new Promise(function (resolve) {
-        worker.addEventListener("statechange", function () { if (worker.state === "activated") resolve(); });
-      });
-    }
-    var key = keyBytes(root.dataset.vapid);
-    var sub = await registration.pushManager.getSubscription();
-    if (sub && !sameKey(sub.options && sub.options.applicationServerKey, key)) {
-      await sub.unsubscribe();
-      sub = null;
-    }
-    if (!sub) sub = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
-    var res = await fetch("/v1/pair/" + encodeURIComponent(root.dataset.code), {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ settings: sub.toJSON() })
-    });
-    if (!res.ok) {
-      var body = await res.json().catch(function () { return null; });
-      throw new Error(body && body.error ? body.error.message : "Subscribing failed (HTTP " + res.status + ").");
+  var herald = Herald.init({
+    url: window.location.origin,
+    pairingCode: root.dataset.code,
+    vapidKey: root.dataset.vapid,
+    channelId: root.dataset.channel,
+    serviceWorker: "/sw.js",
+    scope: "/push/" + encodeURIComponent(root.dataset.channel) + "/"
+  });
+
+  /** What to tell the person, by the SDK's error code. */
+  function explain(e) {
+    switch (e && e.code) {
+      case "gone":
+        return "This code has already been used or has expired. Ask the service that gave it to you for a new one.";
+      case "not_found":
+        return "This subscribe link is not valid. Ask the service that gave it to you for a new one.";
+      case "forbidden":
+        return "The service behind this link cannot take subscriptions at the moment. Try again later.";
+      case "network":
+        return "Could not reach the server. Check your connection and try again.";
+      case "permission_denied":
+      case "unsupported":
+        return e.message;
+      default:
+        return "Subscribing failed" + (e && e.status ? " (HTTP " + e.status + ")" : "") + ". Please try again.";
     }
   }
 
   button.addEventListener("click", function () {
     button.disabled = true;
     say("Subscribing…");
-    subscribe().then(function () {
-      say("Subscribed. You can close this page.", "ok");
-    }, function (e) {
-      say(e && e.message ? e.message : String(e), "error");
-      button.disabled = false;
-    });
+    // Called straight from the click: the browser shows its permission prompt only then.
+    herald.subscribe().then(
+      function () {
+        say("Subscribed. You can close this page.", "ok");
+      },
+      function (e) {
+        say(explain(e), "error");
+        // A used or unknown code stays so; anything else may work on a second try.
+        button.disabled = !!(e && (e.code === "gone" || e.code === "not_found"));
+      }
+    );
   });
 })();
