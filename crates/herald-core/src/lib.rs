@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod compat_store;
 pub mod delivery;
 pub mod error;
+pub mod events;
 pub mod jwt;
 pub mod keys;
 pub mod model;

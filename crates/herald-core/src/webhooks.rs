@@ -63,7 +63,7 @@ pub struct WebhookPatch {
 #[derive(Debug, Clone)]
 pub struct Event {
     pub account_id: i64,
-    pub event_type: &'static str,
+    pub event_type: crate::events::EventType,
     /// The Standard Webhooks body: `{"type", "timestamp", "data"}`.
     pub payload: Value,
     /// For subscription events: the channel, whose `callback_url` (bnotify) also hears of
@@ -73,11 +73,11 @@ pub struct Event {
 
 impl Event {
     /// An event with the Standard Webhooks envelope.
-    pub fn new(account_id: i64, event_type: &'static str, at: Millis, data: Value) -> Event {
+    pub fn new(account_id: i64, event_type: crate::events::EventType, at: Millis, data: Value) -> Event {
         Event {
             account_id,
             event_type,
-            payload: json!({"type": event_type, "timestamp": rfc3339(at), "data": data}),
+            payload: json!({"type": event_type.as_str(), "timestamp": rfc3339(at), "data": data}),
             callback: None,
         }
     }

@@ -8,6 +8,8 @@ use herald_core::store::*;
 use serde_json::Value;
 use sqlx::QueryBuilder;
 
+use herald_core::events::EventType;
+
 use crate::rows::*;
 use crate::{PgStore, SqliteStore, db_err};
 
@@ -350,6 +352,15 @@ macro_rules! impl_store {
                     .await
                     .map_err(db_err)?;
                 let Some(id) = id else { return Ok(false) };
+                // Erasure removes subscriptions like any other removal: each one is announced.
+                let subs: Vec<i64> = sqlx::query_scalar("SELECT id FROM subscriptions WHERE user_id = $1")
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                let changes: Vec<crate::announce::Change<'_>> =
+                    subs.iter().map(|s| (*s, EventType::SubscriptionDeleted, None)).collect();
+                Self::announce_in(&mut tx, &changes).await?;
                 for sql in [
                     "DELETE FROM sessions WHERE user_id = $1",
                     "DELETE FROM subscription_topics WHERE subscription_id IN (SELECT id FROM subscriptions WHERE user_id = $1)",
@@ -510,15 +521,20 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
-                sqlx::query(
+                let deactivated: Vec<i64> = sqlx::query_scalar(
                     "UPDATE subscriptions SET status = 'inactive', inactive_reason = 'channel_deleted', updated_at = $2 \
-                     WHERE channel_id = $1 AND status = 'active'",
+                     WHERE channel_id = $1 AND status = 'active' RETURNING id",
                 )
                 .bind(id)
                 .bind(now)
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(db_err)?;
+                let changes: Vec<crate::announce::Change<'_>> = deactivated
+                    .iter()
+                    .map(|s| (*s, EventType::SubscriptionDeactivated, Some("channel_deleted")))
+                    .collect();
+                Self::announce_in(&mut tx, &changes).await?;
                 sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE channel_id = $1 AND revoked_at IS NULL")
                     .bind(id)
                     .bind(now)
@@ -567,10 +583,12 @@ macro_rules! impl_store {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(db_err)?;
+                let mut folded = None;
                 if let (Some(keep), Some(fold)) = (by_identifier, by_address)
                     && keep != fold
                 {
                     Self::fold_subscription(&mut tx, keep, fold, "replaced", now).await?;
+                    folded = Some(fold);
                 }
                 let existing = by_identifier.or(by_address);
                 let inserted: Option<i64> = match existing {
@@ -636,6 +654,11 @@ macro_rules! impl_store {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db_err)?;
+                let kind = if inserted.is_some() { EventType::SubscriptionCreated } else { EventType::SubscriptionUpdated };
+                let mut changes: Vec<crate::announce::Change<'_>> = vec![(id, kind, None)];
+                changes.extend(folded.map(|f| (f, EventType::SubscriptionDeactivated, Some("replaced"))));
+                changes.extend(moved.iter().map(|m| (*m, EventType::SubscriptionDeactivated, Some("moved"))));
+                Self::announce_in(&mut tx, &changes).await?;
                 tx.commit().await.map_err(db_err)?;
                 let value = self.get_subscription(sub.account_id, id).await?.ok_or_else(|| {
                     herald_core::StoreError::Corrupt(format!("subscription {id} vanished after upsert"))
@@ -692,6 +715,13 @@ macro_rules! impl_store {
             async fn update_subscription(&self, account_id: i64, id: i64, patch: &SubscriptionPatch) -> StoreResult<Option<Subscription>> {
                 let now = now_ms();
                 let mut tx = self.writer().begin().await.map_err(db_err)?;
+                let was_active: Option<bool> =
+                    sqlx::query_scalar("SELECT status = 'active' FROM subscriptions WHERE account_id = $1 AND id = $2")
+                        .bind(account_id)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
                 let status = patch.status.map(SubscriptionStatus::as_str);
                 let done = sqlx::query(
                     "UPDATE subscriptions SET muted = COALESCE($3, muted), status = COALESCE($4, status), \
@@ -712,12 +742,28 @@ macro_rules! impl_store {
                 if let Some(topics) = &patch.topics {
                     Self::replace_topics(&mut tx, account_id, id, topics).await?;
                 }
+                let change = if was_active == Some(true) && patch.status == Some(SubscriptionStatus::Inactive) {
+                    (id, EventType::SubscriptionDeactivated, Some("api"))
+                } else {
+                    (id, EventType::SubscriptionUpdated, None)
+                };
+                Self::announce_in(&mut tx, &[change]).await?;
                 tx.commit().await.map_err(db_err)?;
                 self.get_subscription(account_id, id).await
             }
 
             async fn delete_subscription(&self, account_id: i64, id: i64) -> StoreResult<bool> {
                 let mut tx = self.writer().begin().await.map_err(db_err)?;
+                let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM subscriptions WHERE account_id = $1 AND id = $2")
+                    .bind(account_id)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                if exists.is_some() {
+                    // Announced while the row can still be read, committed with its deletion.
+                    Self::announce_in(&mut tx, &[(id, EventType::SubscriptionDeleted, None)]).await?;
+                }
                 sqlx::query("DELETE FROM subscription_topics WHERE account_id = $1 AND subscription_id = $2")
                     .bind(account_id)
                     .bind(id)

@@ -5,6 +5,7 @@
 
 #[macro_use]
 mod sql;
+mod announce;
 mod canonical;
 mod cluster;
 mod compat;

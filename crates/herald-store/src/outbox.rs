@@ -109,10 +109,26 @@ macro_rules! impl_outbox {
 
             /// The consequences of a result beyond its own row: a gone subscription is
             /// deactivated, a configuration error marks the channel unhealthy.
-            async fn apply_side_effects(conn: &mut $conn, r: &DeliveryResult, now: Millis) -> StoreResult<()> {
+            /// Which of `accounts` have an enabled webhook.
+            async fn accounts_with_webhooks(conn: &mut $conn, accounts: &[i64]) -> StoreResult<Vec<i64>> {
+                if accounts.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = QueryBuilder::new("SELECT DISTINCT account_id FROM webhooks WHERE enabled AND account_id IN (");
+                let mut list = qb.separated(", ");
+                for a in accounts {
+                    list.push_bind(*a);
+                }
+                qb.push(")");
+                qb.build_query_scalar().fetch_all(&mut *conn).await.map_err(db_err)
+            }
+
+            /// Applies what an outcome means beyond the delivery; true when it deactivated the
+            /// subscription (a "gone" answer for a subscription that was still active).
+            async fn apply_side_effects(conn: &mut $conn, r: &DeliveryResult, now: Millis) -> StoreResult<bool> {
                 match &r.outcome {
                     Some(Outcome::Gone { reason, .. }) => {
-                        sqlx::query(
+                        let done = sqlx::query(
                             "UPDATE subscriptions SET status = 'inactive', inactive_reason = $2, updated_at = $3 \
                              WHERE id = $1 AND status = 'active'",
                         )
@@ -122,6 +138,7 @@ macro_rules! impl_outbox {
                         .execute(&mut *conn)
                         .await
                         .map_err(db_err)?;
+                        return Ok(done.rows_affected() == 1);
                     }
                     Some(Outcome::ChannelError { reason, .. }) => {
                         sqlx::query("UPDATE channels SET health = 'unhealthy', last_error = $2, last_error_at = $3 WHERE id = $1")
@@ -134,7 +151,7 @@ macro_rules! impl_outbox {
                     }
                     _ => {}
                 }
-                Ok(())
+                Ok(false)
             }
         }
 
@@ -426,8 +443,38 @@ macro_rules! impl_outbox {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(db_err)?;
+                let mut pruned = Vec::new();
                 for r in results.iter().filter(|r| r.outcome.is_some() && applied.contains(&r.delivery_id)) {
-                    Self::apply_side_effects(&mut tx, r, now).await?;
+                    if Self::apply_side_effects(&mut tx, r, now).await? {
+                        pruned.push(r);
+                    }
+                }
+                // Their events, in this same transaction: a final result and its event commit
+                // together or not at all.
+                // Most accounts have no webhooks: build events only for those that listen.
+                let mut accounts: Vec<i64> = results.iter().filter(|r| r.status.is_final()).map(|r| r.account_id).collect();
+                accounts.sort_unstable();
+                accounts.dedup();
+                let listening = Self::accounts_with_webhooks(&mut tx, &accounts).await?;
+                let finals: Vec<_> = results
+                    .iter()
+                    .filter(|r| listening.contains(&r.account_id) && applied.contains(&r.delivery_id))
+                    .filter_map(herald_core::events::delivery)
+                    .collect();
+                if !finals.is_empty() {
+                    Self::enqueue_in(&mut tx, &finals).await?;
+                }
+                let deactivated: Vec<crate::announce::Change<'_>> = pruned
+                    .iter()
+                    .filter_map(|r| match &r.outcome {
+                        Some(Outcome::Gone { reason, .. }) => {
+                            Some((r.subscription_id, herald_core::events::EventType::SubscriptionDeactivated, Some(reason.as_str())))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if !deactivated.is_empty() {
+                    Self::announce_in(&mut tx, &deactivated).await?;
                 }
                 // A channel that delivers again is healthy again.
                 let mut healed: Vec<&str> = results

@@ -36,22 +36,38 @@ macro_rules! impl_receipts {
                          RETURNING account_id, notification_id, subscription_id, channel_id, dismissed_at = $2"
                     }
                 };
+                let mut tx = self.writer().begin().await.map_err(db_err)?;
                 let mut query = sqlx::query_as(sql).bind(delivery_id).bind(at);
                 if event == ReceiptEvent::Clicked {
                     // Only the click statement has the action's placeholder.
                     query = query.bind(action);
                 }
-                let row: Option<(i64, String, i64, String, bool)> = query
-                    .fetch_optional(self.writer())
-                    .await
-                    .map_err(db_err)?;
-                Ok(row.map(|(account_id, notification_id, subscription_id, channel_id, first)| ReceiptRecorded {
+                let row: Option<(i64, String, i64, String, bool)> =
+                    query.fetch_optional(&mut *tx).await.map_err(db_err)?;
+                let recorded = row.map(|(account_id, notification_id, subscription_id, channel_id, first)| ReceiptRecorded {
                     account_id,
                     notification_id,
                     subscription_id,
                     channel_id,
                     first,
-                }))
+                });
+                // The first report is announced, in the transaction that records it.
+                if let Some(r) = recorded.as_ref().filter(|r| r.first) {
+                    let data = herald_core::events::ReceiptReported {
+                        notification_id: r.notification_id.clone(),
+                        delivery_id,
+                        subscription_id: r.subscription_id,
+                        channel_id: r.channel_id.clone(),
+                        event,
+                        action: action.map(str::to_string),
+                        at: herald_core::events::at(at),
+                    };
+                    if let Some(e) = herald_core::events::receipt(r.account_id, data) {
+                        Self::enqueue_in(&mut tx, &[e]).await?;
+                    }
+                }
+                tx.commit().await.map_err(db_err)?;
+                Ok(recorded)
             }
 
             async fn receipt_counts(&self, notification_id: &str) -> StoreResult<(i64, i64)> {
@@ -73,16 +89,23 @@ macro_rules! impl_receipts {
             }
 
             async fn mark_replaced(&self, subscription_id: i64, at: Millis) -> StoreResult<bool> {
+                let mut tx = self.writer().begin().await.map_err(db_err)?;
                 let done = sqlx::query(
                     "UPDATE subscriptions SET status = 'inactive', inactive_reason = 'replaced', updated_at = $2 \
                      WHERE id = $1 AND (status = 'active' OR inactive_reason IS NULL OR inactive_reason <> 'replaced')",
                 )
                 .bind(subscription_id)
                 .bind(at)
-                .execute(self.writer())
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
-                Ok(done.rows_affected() == 1)
+                let replaced = done.rows_affected() == 1;
+                if replaced {
+                    let change = (subscription_id, herald_core::events::EventType::SubscriptionDeactivated, Some("replaced"));
+                    Self::announce_in(&mut tx, &[change]).await?;
+                }
+                tx.commit().await.map_err(db_err)?;
+                Ok(replaced)
             }
         }
     };

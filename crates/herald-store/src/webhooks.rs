@@ -105,6 +105,52 @@ macro_rules! claim_lock {
 macro_rules! impl_webhooks {
     ($store:ident, $conn:ty) => {
         impl $store {
+            /// Queues each event for every enabled webhook of its account that subscribes to its
+            /// type, and for its channel's callback, inside the caller's transaction.
+            pub(crate) async fn enqueue_in(tx: &mut $conn, events: &[Event]) -> StoreResult<u64> {
+                if events.is_empty() {
+                    return Ok(0);
+                }
+                let now = herald_core::clock::now_ms();
+                let mut queued = 0;
+                let mut hooks: std::collections::HashMap<i64, Vec<WebhookRow>> = Default::default();
+                for e in events {
+                    if !hooks.contains_key(&e.account_id) {
+                        let rows: Vec<WebhookRow> = sqlx::query_as(concat!(
+                            "SELECT ", webhook_cols!(), " FROM webhooks WHERE account_id = $1 AND enabled"
+                        ))
+                        .bind(e.account_id)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                        hooks.insert(e.account_id, rows);
+                    }
+                    let event_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+                    let payload = e.payload.to_string();
+                    for hook in &hooks[&e.account_id] {
+                        let wants: Vec<String> = serde_json::from_str(&hook.events).unwrap_or_default();
+                        if !wants.iter().any(|t| t == e.event_type.as_str()) {
+                            continue;
+                        }
+                        queued += Self::insert_hook(tx, e, "webhook", Some(&hook.id), None, &event_id, &payload, now).await?;
+                    }
+                    if let Some((channel_id, body)) = &e.callback {
+                        let has_callback: Option<String> = sqlx::query_scalar(
+                            "SELECT id FROM channels WHERE id = $1 AND deleted_at IS NULL AND config LIKE '%\"callback_url\"%'",
+                        )
+                        .bind(channel_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                        if has_callback.is_some() {
+                            let body = body.to_string();
+                            queued += Self::insert_hook(tx, e, "callback", None, Some(channel_id), &event_id, &body, now).await?;
+                        }
+                    }
+                }
+                Ok(queued)
+            }
+
             #[allow(clippy::too_many_arguments)]
             async fn insert_hook(
                 conn: &mut $conn,
@@ -125,7 +171,7 @@ macro_rules! impl_webhooks {
     .bind(webhook_id)
     .bind(channel_id)
     .bind(event_id)
-    .bind(e.event_type)
+    .bind(e.event_type.as_str())
     .bind(payload)
     .bind(now)
     .execute(&mut *conn)
@@ -224,44 +270,8 @@ macro_rules! impl_webhooks {
                 if events.is_empty() {
                     return Ok(0);
                 }
-                let now = herald_core::clock::now_ms();
                 let mut tx = self.writer().begin().await.map_err(db_err)?;
-                let mut queued = 0;
-                let mut hooks: std::collections::HashMap<i64, Vec<WebhookRow>> = Default::default();
-                for e in events {
-                    if !hooks.contains_key(&e.account_id) {
-                        let rows: Vec<WebhookRow> = sqlx::query_as(concat!(
-                            "SELECT ", webhook_cols!(), " FROM webhooks WHERE account_id = $1 AND enabled"
-                        ))
-                        .bind(e.account_id)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                        hooks.insert(e.account_id, rows);
-                    }
-                    let event_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-                    let payload = e.payload.to_string();
-                    for hook in &hooks[&e.account_id] {
-                        let wants: Vec<String> = serde_json::from_str(&hook.events).unwrap_or_default();
-                        if !wants.iter().any(|t| t == e.event_type) {
-                            continue;
-                        }
-                        queued += Self::insert_hook(&mut tx, e, "webhook", Some(&hook.id), None, &event_id, &payload, now).await?;
-                    }
-                    if let Some((channel_id, body)) = &e.callback {
-                        let has_callback: Option<String> = sqlx::query_scalar(
-                            "SELECT id FROM channels WHERE id = $1 AND deleted_at IS NULL AND config LIKE '%\"callback_url\"%'",
-                        )
-                        .bind(channel_id)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                        if has_callback.is_some() {
-                            let body = body.to_string();
-                            queued += Self::insert_hook(&mut tx, e, "callback", None, Some(channel_id), &event_id, &body, now).await?;
-                        }
-                    }
-                }
+                let queued = Self::enqueue_in(&mut tx, events).await?;
                 tx.commit().await.map_err(db_err)?;
                 Ok(queued)
             }
@@ -352,6 +362,18 @@ macro_rules! impl_webhooks {
                         disabled.push(Webhook::try_from(row)?);
                     }
                 }
+                let events: Vec<Event> = disabled
+                    .iter()
+                    .map(|w| {
+                        let data = herald_core::events::WebhookDisabled {
+                            id: w.id.clone(),
+                            url: w.url.clone(),
+                            reason: w.disabled_reason.clone(),
+                        };
+                        herald_core::events::webhook_disabled(w.account_id, data)
+                    })
+                    .collect();
+                Self::enqueue_in(&mut tx, &events).await?;
                 tx.commit().await.map_err(db_err)?;
                 Ok(disabled)
             }

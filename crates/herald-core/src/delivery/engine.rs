@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::{Content, Job, Options, Outcome, Provider, Target};
@@ -27,7 +26,6 @@ use crate::model::{Channel, ChannelType, DeliveryStatus, Environment, Subscripti
 use crate::outbox::{Claimed, DeliveryResult};
 use crate::store::Store;
 use crate::tokens::{self, Purpose, TokenKey};
-use crate::webhooks::Event;
 
 /// Tuning of the engine; every knob is in the server's configuration.
 #[derive(Debug, Clone)]
@@ -85,15 +83,11 @@ pub struct Engine {
     tokens: tokio::sync::OnceCell<TokenKey>,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     channels: Mutex<HashMap<String, CachedChannel>>,
-    listening: Mutex<(Vec<i64>, Option<Instant>)>,
     hooks_wake: Arc<Notify>,
 }
 
 /// A channel as last read (`None`: deleted) and when.
 type CachedChannel = (Option<Arc<Channel>>, Instant);
-
-/// How long the list of accounts with webhooks is reused.
-const LISTENING_CACHE: Duration = Duration::from_secs(2);
 
 /// How long a channel's configuration is reused before it is read again.
 const CHANNEL_CACHE: Duration = Duration::from_secs(2);
@@ -120,7 +114,6 @@ impl Engine {
             tokens: tokio::sync::OnceCell::new(),
             hosts: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
-            listening: Mutex::new((Vec::new(), None)),
             hooks_wake,
         })
     }
@@ -332,34 +325,11 @@ impl Engine {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
-            self.emit_events(&batch).await;
+            // The results' events were queued in the same transaction.
+            if batch.iter().any(|r| r.status.is_final()) {
+                self.hooks_wake.notify_one();
+            }
             batch.clear();
-        }
-    }
-
-    /// Queues `notification.delivered` / `notification.failed` (and `subscription.deactivated`
-    /// for gone subscriptions) for accounts that listen; most accounts do not, so which do is
-    /// cached briefly instead of asked per row.
-    async fn emit_events(&self, batch: &[DeliveryResult]) {
-        let listening = {
-            let mut cache = self.listening.lock().await;
-            if cache.1.is_none_or(|at| at.elapsed() > LISTENING_CACHE)
-                && let Ok(accounts) = self.store.accounts_listening().await
-            {
-                *cache = (accounts, Some(Instant::now()));
-            }
-            cache.0.clone()
-        };
-        let events: Vec<Event> = batch
-            .iter()
-            .filter(|r| r.status.is_final() && listening.contains(&r.account_id))
-            .flat_map(delivery_events)
-            .collect();
-        if !events.is_empty() {
-            match self.store.enqueue_events(&events).await {
-                Ok(_) => self.hooks_wake.notify_one(),
-                Err(e) => tracing::error!(error = %e, "queueing delivery events failed"),
-            }
         }
     }
 
@@ -409,27 +379,6 @@ impl Engine {
 pub fn wake_all(wake: &Notify) {
     wake.notify_waiters();
     wake.notify_one();
-}
-
-/// The webhook events one final delivery result produces.
-fn delivery_events(r: &DeliveryResult) -> Vec<Event> {
-    let now = now_ms();
-    let data = json!({
-        "notification_id": r.notification_id,
-        "delivery_id": r.delivery_id,
-        "subscription_id": r.subscription_id,
-        "channel_id": r.channel_id,
-        "status": r.status,
-        "provider_status": r.provider_status,
-        "reason": r.provider_reason,
-    });
-    let kind = if r.status == DeliveryStatus::Delivered { "notification.delivered" } else { "notification.failed" };
-    let mut events = vec![Event::new(r.account_id, kind, now, data)];
-    if let Some(Outcome::Gone { reason, .. }) = &r.outcome {
-        let data = json!({"id": r.subscription_id, "channel_id": r.channel_id, "status": "inactive", "reason": reason});
-        events.push(Event::new(r.account_id, "subscription.deactivated", now, data));
-    }
-    events
 }
 
 fn result(

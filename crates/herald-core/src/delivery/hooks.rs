@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::clock::{Millis, now_ms};
 use crate::store::Store;
-use crate::webhooks::{ClaimedHook, Event, HookResult, HookSender};
+use crate::webhooks::{ClaimedHook, HookResult, HookSender};
 
 /// Tuning of the hook worker.
 #[derive(Debug, Clone)]
@@ -90,21 +89,11 @@ pub async fn run(
         }
         match store.record_hooks(&results, now_ms()).await {
             Ok(disabled) if !disabled.is_empty() => {
-                let events: Vec<Event> = disabled
-                    .iter()
-                    .map(|w| {
-                        tracing::warn!(webhook = %w.id, "webhook disabled after failing for 5 days");
-                        Event::new(
-                            w.account_id,
-                            "webhook.disabled",
-                            now_ms(),
-                            json!({"id": w.id, "url": w.url, "reason": w.disabled_reason}),
-                        )
-                    })
-                    .collect();
-                if let Err(e) = store.enqueue_events(&events).await {
-                    tracing::error!(error = %e, "queueing webhook.disabled failed");
+                // Their `webhook.disabled` events were queued with the change itself.
+                for w in &disabled {
+                    tracing::warn!(webhook = %w.id, "webhook disabled after failing for 5 days");
                 }
+                wake.notify_one();
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "recording webhook results failed; leases will expire and retry"),

@@ -1,14 +1,11 @@
 //! Receipts reported by devices, and the signed tokens (receipts, renewals) Herald hands out.
 
-use serde_json::json;
-
 use super::Service;
 use crate::clock::now_ms;
 use crate::error::{FieldError, ServiceError};
 use crate::keys;
 use crate::receipts::ReceiptEvent;
 use crate::tokens::{self, Purpose, TokenKey};
-use crate::webhooks::Event;
 
 /// Longest `action` a click may report (service worker action ids are short names).
 const MAX_ACTION: usize = 64;
@@ -59,22 +56,9 @@ impl Service {
             .record_receipt(delivery_id, event, action, now)
             .await?
             .ok_or_else(|| ServiceError::not_found("delivery", delivery_id))?;
-        let kind = match event {
-            ReceiptEvent::Displayed => "notification.displayed",
-            ReceiptEvent::Clicked => "notification.clicked",
-            ReceiptEvent::Dismissed => return Ok(()),
-        };
         if recorded.first {
-            let data = json!({
-                "notification_id": recorded.notification_id,
-                "delivery_id": delivery_id,
-                "subscription_id": recorded.subscription_id,
-                "channel_id": recorded.channel_id,
-                "event": event,
-                "action": action,
-                "at": crate::clock::rfc3339(now),
-            });
-            self.emit(vec![Event::new(recorded.account_id, kind, now, data)]).await;
+            // Its event was queued with it.
+            self.hooks_wake.notify_one();
         }
         Ok(())
     }
@@ -121,12 +105,8 @@ impl Service {
             ..Default::default()
         };
         let up = self.register_subscription(account_id, &old.external_id, reg).await?;
-        if up.value.id != old.id
-            && self.store.mark_replaced(old.id, now_ms()).await?
-            && let Some(replaced) = self.store.get_subscription(account_id, old.id).await?
-        {
-            let event = super::webhooks::subscription_event(&replaced, "subscription.deactivated", Some("replaced"));
-            self.emit(vec![event]).await;
+        if up.value.id != old.id && self.store.mark_replaced(old.id, now_ms()).await? {
+            self.hooks_wake.notify_one();
         }
         Ok(up)
     }

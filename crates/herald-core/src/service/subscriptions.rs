@@ -3,7 +3,6 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::webhooks::subscription_event;
 use super::{Service, paginate};
 use crate::clock::rfc3339;
 use crate::error::{FieldError, ServiceError};
@@ -188,14 +187,8 @@ impl Service {
             topics: reg.topics,
         };
         let upserted = self.store.upsert_subscription(&new).await?;
-        let kind = if upserted.created { "subscription.created" } else { "subscription.updated" };
-        let mut events = vec![subscription_event(&upserted.value, kind, None)];
-        for id in &upserted.moved {
-            if let Ok(Some(moved)) = self.store.get_subscription(account_id, *id).await {
-                events.push(subscription_event(&moved, "subscription.deactivated", Some("moved")));
-            }
-        }
-        self.emit(events).await;
+        // Its events (created or updated, and any device moved or folded) were queued with it.
+        self.hooks_wake.notify_one();
         Ok(upserted)
     }
 
@@ -250,12 +243,7 @@ impl Service {
             .update_subscription(account_id, id, &patch)
             .await?
             .ok_or_else(|| ServiceError::not_found("subscription", id))?;
-        let event = if before.status == SubscriptionStatus::Active && after.status == SubscriptionStatus::Inactive {
-            subscription_event(&after, "subscription.deactivated", after.inactive_reason.as_deref())
-        } else {
-            subscription_event(&after, "subscription.updated", None)
-        };
-        self.emit(vec![event]).await;
+        self.hooks_wake.notify_one();
         Ok(after)
     }
 
@@ -267,10 +255,10 @@ impl Service {
         id: i64,
         external_id: Option<&str>,
     ) -> Result<(), ServiceError> {
-        let existing = self.get_subscription(account_id, id, external_id).await?;
+        self.get_subscription(account_id, id, external_id).await?;
         match self.store.delete_subscription(account_id, id).await? {
             true => {
-                self.emit(vec![subscription_event(&existing, "subscription.deleted", None)]).await;
+                self.hooks_wake.notify_one();
                 Ok(())
             }
             false => Err(ServiceError::not_found("subscription", id)),

@@ -5,9 +5,7 @@ use serde_json::Value;
 use super::Service;
 use crate::error::ServiceError;
 use crate::model::User;
-use crate::store::{SubscriptionFilter, Upserted};
-
-use super::webhooks::subscription_event;
+use crate::store::Upserted;
 use crate::validate;
 
 /// Largest accepted `properties` object, serialised.
@@ -46,28 +44,10 @@ impl Service {
     /// Erases a user: their subscriptions, topics and sessions go with them.
     #[tracing::instrument(skip_all, fields(account = account_id))]
     pub async fn delete_user(&self, account_id: i64, external_id: &str) -> Result<(), ServiceError> {
-        // Erasure removes subscriptions like any other removal does, so each one is announced
-        // (webhooks, bnotify callbacks): read them first, they are gone afterwards.
-        let mut removed = Vec::new();
-        let mut filter = SubscriptionFilter {
-            account_id,
-            external_id: Some(external_id.to_string()),
-            limit: 1000,
-            ..SubscriptionFilter::default()
-        };
-        loop {
-            let page = self.store.list_subscriptions(&filter).await?;
-            let full = page.len() == filter.limit as usize;
-            filter.after_id = page.last().map(|s| s.id);
-            removed.extend(page);
-            if !full {
-                break;
-            }
-        }
         match self.store.delete_user(account_id, external_id).await? {
             true => {
-                let events = removed.iter().map(|s| subscription_event(s, "subscription.deleted", None));
-                self.emit(events.collect()).await;
+                // Each of its subscriptions was announced as deleted, with the erasure.
+                self.hooks_wake.notify_one();
                 Ok(())
             }
             false => Err(ServiceError::not_found("user", external_id)),

@@ -7,9 +7,7 @@ use serde_json::{Value, json};
 use super::{Service, new_id};
 use crate::clock::now_ms;
 use crate::error::{FieldError, ServiceError};
-use crate::model::Subscription;
-use crate::service::SubscriptionView;
-use crate::webhooks::{EVENT_TYPES, Event, Webhook, WebhookPatch};
+use crate::webhooks::{EVENT_TYPES, Webhook, WebhookPatch};
 
 /// A webhook with its signing secret, shown only when created or rotated.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -127,39 +125,4 @@ impl Service {
             false => Err(ServiceError::not_found("webhook", id)),
         }
     }
-
-    /// Queues events for delivery. A failure is logged, not returned: the change itself is
-    /// committed and must be answered as such.
-    pub(crate) async fn emit(&self, events: Vec<Event>) {
-        if events.is_empty() {
-            return;
-        }
-        match self.store.enqueue_events(&events).await {
-            Ok(n) if n > 0 => self.hooks_wake.notify_one(),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "queueing webhook events failed"),
-        }
-    }
-}
-
-/// A subscription event, with the bnotify channel callback for subscribes and unsubscribes.
-pub(crate) fn subscription_event(s: &Subscription, event_type: &'static str, reason: Option<&str>) -> Event {
-    let now = now_ms();
-    let mut data = serde_json::to_value(SubscriptionView::from(s)).expect("serialisable");
-    if let Some(reason) = reason {
-        data["reason"] = json!(reason);
-    }
-    let mut event = Event::new(s.account_id, event_type, now, data);
-    let callback_type = match event_type {
-        "subscription.created" => Some(("subscription", "User subscribed to the channel")),
-        "subscription.deleted" | "subscription.deactivated" => {
-            Some(("unsubcription", "User unsubscribed from the channel"))
-        }
-        _ => None,
-    };
-    // bnotify's callback body, in its own spelling ("unsubcription") and Unix seconds.
-    event.callback = callback_type.map(|(kind, message)| {
-        (s.channel_id.clone(), json!({"type": kind, "message": message, "channelId": s.channel_id, "iuid": s.external_id, "date": now / 1000}))
-    });
-    event
 }

@@ -166,15 +166,17 @@ async fn legacy_rows_are_canonicalised_and_merged_on_open(b: Backend) {
     // browser (two for alice, one for bob), never canonicalised.
     let (a, s, bo) = (first["id"].as_i64().unwrap(), second["id"].as_i64().unwrap(), bobs["id"].as_i64().unwrap());
     let padded = format!(" {}", endpoint.replace("fcm.googleapis.com", "FCM.googleapis.com:443"));
-    app.execute(&format!("UPDATE subscriptions SET address = NULL, last_seen_at = last_seen_at + 10 WHERE id = {s}"))
-        .await;
+    app.execute(&format!(
+        "UPDATE subscriptions SET address = NULL, last_seen_at = last_seen_at + 100000 WHERE id = {s}"
+    ))
+    .await;
     app.execute(&format!(
         "UPDATE subscriptions SET address = NULL, identifier = '{padded}', settings = '{{\"endpoint\": \"{padded}\", \"p256dh\": \"{P256DH}\", \"auth\": \"{AUTH}\"}}' WHERE id = {s}"
     ))
     .await;
     app.execute(&format!("UPDATE subscriptions SET address = NULL WHERE id IN ({a}, {bo})")).await;
     app.execute(&format!(
-        "UPDATE subscriptions SET identifier = '{endpoint}\n', settings = '{{\"endpoint\": \"{endpoint}\", \"p256dh\": \"{P256DH}\", \"auth\": \"{AUTH}\"}}', last_seen_at = last_seen_at - 10 WHERE id = {bo}"
+        "UPDATE subscriptions SET identifier = '{endpoint}\n', settings = '{{\"endpoint\": \"{endpoint}\", \"p256dh\": \"{P256DH}\", \"auth\": \"{AUTH}\"}}', last_seen_at = last_seen_at - 100000 WHERE id = {bo}"
     ))
     .await;
     app.reopen().await;

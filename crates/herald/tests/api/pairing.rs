@@ -202,9 +202,11 @@ async fn pages_render_without_external_resources(b: Backend) {
 
     let (status, headers, js) = s.page("/pages/pair.js").await;
     assert_eq!((status, headers["content-type"].to_str().unwrap()), (StatusCode::OK, "text/javascript; charset=utf-8"));
-    for needle in ["pushManager.subscribe", "applicationServerKey", "/v1/pair/", "serviceWorker.register(\"/sw.js\""] {
+    // The page subscribes through the SDK in pairing mode, with Herald's own worker.
+    for needle in ["Herald.init", "pairingCode", "vapidKey", "serviceWorker: \"/sw.js\""] {
         assert!(js.contains(needle), "pair.js uses {needle}");
     }
+    assert!(html.contains("<script src=\"/sdk/herald.js\""), "the page loads the SDK from Herald");
     let (status, _, sw) = s.page("/sw.js").await;
     assert_eq!(status, 200);
     assert!(sw.contains("addEventListener(\"push\"") && sw.contains("showNotification"));
