@@ -13,6 +13,7 @@ mod compat_doboard;
 mod compat_notiflows;
 mod credentials;
 mod delivery;
+mod events_atomic;
 mod failover;
 mod fuzz;
 mod hardening;
