@@ -135,6 +135,7 @@ async function main() {
       }
     }
     cleanups.push(() => herald.close());
+    app.heraldUrl = herald.url;
 
     const pushClient = {
       origin: push.origin,
@@ -171,8 +172,8 @@ async function main() {
           });
           return b;
         },
-        /** A fresh Herald account (name derived from the test). */
-        account: () => herald.createAccount(`browser-test-${n}`),
+        /** A fresh Herald account (name derived from the test); `extra`, e.g. {dev_mode: true}. */
+        account: (extra) => herald.createAccount(`browser-test-${n}`, extra),
       };
       const started = Date.now();
       const pushSeq = push.log.length ? push.log[push.log.length - 1].seq : 0;

@@ -10,16 +10,32 @@
  */
 "use strict";
 
-/** The state the service worker needs, shared with herald-sw.js: db `herald`, store `state`. */
+/**
+ * The state the service worker needs, shared with herald-sw.js: db `herald`, store `state`,
+ * one record per service-worker scope: key `current` for the scope `/`, else
+ * `current:<scope path>` (herald-sw.js derives the same key from its registration's scope).
+ */
 const HERALD_DB = "herald";
 const HERALD_STORE = "state";
 const HERALD_STATE_KEY = "current";
 /** Re-register a subscription that has not been confirmed with Herald for this long. */
 const HERALD_RESYNC_AFTER_MS = 7 * 24 * 60 * 60 * 1000;
 
+/** The IndexedDB key of the state for a service-worker scope (a path or URL). */
+function heraldStateKey(scope) {
+  const base = (typeof location !== "undefined" && location && location.href) || "http://localhost/";
+  let path;
+  try {
+    path = new URL(scope || "/", base).pathname;
+  } catch (_) {
+    path = String(scope || "/");
+  }
+  return path === "/" ? HERALD_STATE_KEY : HERALD_STATE_KEY + ":" + path;
+}
+
 /**
  * Every failure of the SDK. `code` is stable and machine-readable: `unsupported`,
- * `permission_denied`, `not_in_gesture`, `network`, `not_subscribed`, `invalid_config`,
+ * `permission_denied`, `not_in_gesture`, `service_worker`, `network`, `not_subscribed`, `invalid_config`,
  * or the `code` of Herald's error body (`unauthenticated`, `validation_failed`, …).
  * `status` is the HTTP status when the error came from a response.
  */
@@ -103,7 +119,7 @@ function heraldUnsupportedError() {
 // IndexedDB is unavailable, so the page keeps working (the worker then cannot report receipts).
 // ---------------------------------------------------------------------------------------------
 
-let heraldMemoryState = null;
+const heraldMemoryState = new Map();
 
 function heraldIdb(mode, fn) {
   return new Promise((resolve, reject) => {
@@ -135,35 +151,61 @@ function heraldIdb(mode, fn) {
   });
 }
 
-const heraldStore = {
-  async get() {
-    if (typeof indexedDB === "undefined") return heraldMemoryState;
-    try {
-      return (await heraldIdb("readonly", (s) => s.get(HERALD_STATE_KEY))) || null;
-    } catch (e) {
-      heraldDebug("IndexedDB unavailable, using memory:", e);
-      return heraldMemoryState;
-    }
-  },
-  async put(state) {
-    heraldMemoryState = state;
-    if (typeof indexedDB === "undefined") return;
-    try {
-      await heraldIdb("readwrite", (s) => s.put(state, HERALD_STATE_KEY));
-    } catch (e) {
-      heraldDebug("IndexedDB unavailable, the service worker will not see this state:", e);
-    }
-  },
-  async clear() {
-    heraldMemoryState = null;
-    if (typeof indexedDB === "undefined") return;
-    try {
-      await heraldIdb("readwrite", (s) => s.delete(HERALD_STATE_KEY));
-    } catch (e) {
-      heraldDebug("IndexedDB unavailable:", e);
-    }
-  },
-};
+/** The stored state of one scope (`key` from heraldStateKey). */
+function heraldStore(key) {
+  return {
+    async get() {
+      if (typeof indexedDB === "undefined") return heraldMemoryState.get(key) || null;
+      try {
+        return (await heraldIdb("readonly", (s) => s.get(key))) || null;
+      } catch (e) {
+        heraldDebug("IndexedDB unavailable, using memory:", e);
+        return heraldMemoryState.get(key) || null;
+      }
+    },
+    async put(state) {
+      heraldMemoryState.set(key, state);
+      if (typeof indexedDB === "undefined") return;
+      try {
+        await heraldIdb("readwrite", (s) => s.put(state, key));
+      } catch (e) {
+        heraldDebug("IndexedDB unavailable, the service worker will not see this state:", e);
+      }
+    },
+    async clear() {
+      heraldMemoryState.delete(key);
+      if (typeof indexedDB === "undefined") return;
+      try {
+        await heraldIdb("readwrite", (s) => s.delete(key));
+      } catch (e) {
+        heraldDebug("IndexedDB unavailable:", e);
+      }
+    },
+  };
+}
+
+/**
+ * The registration's active worker, once there is one: pushManager.subscribe needs it. (Not
+ * `navigator.serviceWorker.ready`, which never resolves when the page is outside the scope.)
+ */
+function heraldActivated(registration) {
+  if (registration.active) return Promise.resolve(registration);
+  const worker = registration.installing || registration.waiting;
+  if (!worker) return navigator.serviceWorker.ready;
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (worker.state === "activated" || registration.active) {
+        worker.removeEventListener("statechange", check);
+        resolve(registration);
+      } else if (worker.state === "redundant") {
+        worker.removeEventListener("statechange", check);
+        reject(new HeraldError("service_worker", "The service worker failed to install; check its script and the browser console."));
+      }
+    };
+    worker.addEventListener("statechange", check);
+    check();
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // The client
@@ -174,8 +216,16 @@ class HeraldClient {
     if (!options || typeof options.url !== "string" || !options.url) {
       throw new HeraldError("invalid_config", "Herald.init needs `url`, Herald's base URL (e.g. https://push.example.com).");
     }
-    if (!options.sessionId && !options.publicKey) {
-      throw new HeraldError("invalid_config", "Herald.init needs `publicKey` (pk_…), or a `sessionId` (ses_…).");
+    if (options.pairingCode != null) {
+      if (typeof options.vapidKey !== "string" || !options.vapidKey) {
+        throw new HeraldError(
+          "invalid_config",
+          "Herald.init with `pairingCode` needs `vapidKey`, the Web Push channel's VAPID public key " +
+            "(the code names the channel, but Herald hands out its key only to client credentials)."
+        );
+      }
+    } else if (!options.sessionId && !options.publicKey) {
+      throw new HeraldError("invalid_config", "Herald.init needs `publicKey` (pk_…), a `sessionId` (ses_…) or a `pairingCode`.");
     }
     this.url = options.url.replace(/\/+$/, "");
     this.publicKey = options.publicKey;
@@ -183,7 +233,11 @@ class HeraldClient {
     this.userToken = options.userToken;
     this.sessionId = options.sessionId;
     this.userId = options.userId;
+    this.pairingCode = options.pairingCode != null ? String(options.pairingCode) : undefined;
+    this.vapidKey = options.vapidKey;
     this.serviceWorker = options.serviceWorker || "/herald-sw.js";
+    this.scope = options.scope || "/";
+    this._store = heraldStore(heraldStateKey(this.scope));
     this._cachedToken = null; // a userToken function's last answer (a promise)
 
     /** Topics of the current subscription. */
@@ -221,8 +275,8 @@ class HeraldClient {
 
   /**
    * Asks for permission (call it from a click handler), subscribes the browser with the
-   * channel's VAPID key and registers the subscription with Herald. Resolves with Herald's
-   * subscription record.
+   * channel's VAPID key and registers the subscription with Herald (or, with `pairingCode`,
+   * redeems the code with it). Resolves with Herald's subscription record.
    */
   async subscribe({ topics } = {}) {
     if (!Herald.isSupported()) throw heraldUnsupportedError();
@@ -246,14 +300,21 @@ class HeraldClient {
       );
     }
 
-    await navigator.serviceWorker.register(this.serviceWorker, { scope: "/" });
-    const registration = await navigator.serviceWorker.ready;
+    const registration = await this._register();
 
-    const vapid = await this._request(
-      "GET",
-      "/v1/me/vapid" + (this.channelId ? "?channel_id=" + encodeURIComponent(this.channelId) : "")
-    );
-    const applicationServerKey = heraldB64Decode(vapid.vapid_public_key);
+    // Pairing: the page was given the key; otherwise Herald names the channel and its key.
+    const vapid = this.pairingCode != null
+      ? { channel_id: this.channelId, vapid_public_key: this.vapidKey }
+      : await this._request(
+          "GET",
+          "/v1/me/vapid" + (this.channelId ? "?channel_id=" + encodeURIComponent(this.channelId) : "")
+        );
+    let applicationServerKey;
+    try {
+      applicationServerKey = heraldB64Decode(vapid.vapid_public_key);
+    } catch (e) {
+      throw new HeraldError("invalid_config", "The VAPID key is not base64url: " + vapid.vapid_public_key, { cause: e });
+    }
 
     let sub = await registration.pushManager.getSubscription();
     if (sub && !heraldSameBytes(sub.options && sub.options.applicationServerKey, applicationServerKey)) {
@@ -265,15 +326,21 @@ class HeraldClient {
     if (!sub) sub = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey });
 
     const keys = heraldSubscriptionKeys(sub);
-    const record = await this._upsert(vapid.channel_id, keys, topics);
+    const record = this.pairingCode != null
+      ? await this._pair(keys, topics)
+      : await this._upsert(vapid.channel_id, keys, topics);
     await this._save(record, keys, vapid.vapid_public_key);
     return heraldPublicRecord(record);
   }
 
-  /** Deletes the subscription at Herald (404 is fine) and in the browser; clears stored state. */
+  /**
+   * Deletes the subscription at Herald (404 is fine) and in the browser; clears stored state.
+   * In pairing mode there is no credential to delete it at Herald with: only the browser's
+   * subscription goes (Herald deactivates it on its next send, when the push service answers 410).
+   */
   async unsubscribe() {
-    const state = await heraldStore.get();
-    if (state && state.subscriptionId != null) {
+    const state = await this._store.get();
+    if (this.pairingCode == null && state && state.subscriptionId != null) {
       try {
         await this._request("DELETE", "/v1/me/subscriptions/" + encodeURIComponent(state.subscriptionId));
       } catch (e) {
@@ -282,35 +349,63 @@ class HeraldClient {
       }
     }
     if (Herald.isSupported()) {
-      const registration = await navigator.serviceWorker.getRegistration();
+      const registration = await navigator.serviceWorker.getRegistration(this.scope);
       const sub = registration && (await registration.pushManager.getSubscription());
       if (sub) await sub.unsubscribe();
     }
-    await heraldStore.clear();
+    await this._store.clear();
   }
 
   // -- internals ----------------------------------------------------------------------------
 
+  /** Registers the worker at `scope` and resolves once it is active. */
+  async _register() {
+    let registration;
+    try {
+      registration = await navigator.serviceWorker.register(this.serviceWorker, { scope: this.scope });
+    } catch (e) {
+      throw new HeraldError(
+        "service_worker",
+        "Could not register the service worker " + this.serviceWorker + " at scope " + this.scope + " (" +
+          ((e && e.message) || e) + "). It must be a JavaScript file on this page's origin, in the scope's folder or above.",
+        { cause: e }
+      );
+    }
+    return heraldActivated(registration);
+  }
+
   async _topic(method, name) {
-    const state = await heraldStore.get();
+    const state = await this._store.get();
     if (!state || state.subscriptionId == null) {
       throw new HeraldError("not_subscribed", "This browser is not subscribed yet; call herald.subscribe() first.");
     }
     const path =
       "/v1/me/subscriptions/" + encodeURIComponent(state.subscriptionId) + "/topics/" + encodeURIComponent(name);
     const record = await this._request(method, path);
-    if (record && Array.isArray(record.topics)) await heraldStore.put({ ...state, topics: record.topics });
+    if (record && Array.isArray(record.topics)) await this._store.put({ ...state, topics: record.topics });
     return heraldPublicRecord(record);
   }
 
   _upsert(channelId, keys, topics) {
-    const body = { channel_id: channelId, settings: { endpoint: keys.endpoint, keys: { p256dh: keys.p256dh, auth: keys.auth } } };
+    const body = { channel_id: channelId, settings: heraldSettings(keys) };
     if (topics) body.topics = topics;
     return this._request("POST", "/v1/me/subscriptions", body);
   }
 
+  /** Redeems the pairing code with this browser's subscription (the code is the credential). */
+  _pair(keys, topics) {
+    const body = { settings: heraldSettings(keys) };
+    if (topics) body.topics = topics;
+    return this._request("POST", "/v1/pair/" + encodeURIComponent(this.pairingCode), body, { anonymous: true });
+  }
+
+  /** Tells Herald the browser's new subscription replaces the stored one (renewal token). */
+  _renew(state, keys) {
+    return this._request("POST", "/v1/renewals", { token: state.renewalToken, settings: heraldSettings(keys) }, { anonymous: true });
+  }
+
   _save(record, keys, vapidKey) {
-    return heraldStore.put({
+    return this._store.put({
       url: this.url,
       subscriptionId: record.id,
       endpoint: keys.endpoint,
@@ -327,9 +422,9 @@ class HeraldClient {
   /** See `ready`. */
   async _resync() {
     if (!Herald.isSupported() || Notification.permission !== "granted") return false;
-    const state = await heraldStore.get();
+    const state = await this._store.get();
     if (!state || !state.vapidKey) return false; // never subscribed here, or unsubscribed
-    const registration = await navigator.serviceWorker.getRegistration();
+    const registration = await navigator.serviceWorker.getRegistration(this.scope);
     if (!registration) return false;
     let sub = await registration.pushManager.getSubscription();
     if (!sub) {
@@ -342,9 +437,23 @@ class HeraldClient {
     const keys = heraldSubscriptionKeys(sub);
     const changed = keys.endpoint !== state.endpoint || keys.p256dh !== state.p256dh || keys.auth !== state.auth;
     const stale = !(Date.now() - state.syncedAt < HERALD_RESYNC_AFTER_MS);
-    if (!changed && !stale) return false;
-    // A new endpoint is a new subscription at Herald: carry the topics over.
-    const record = await this._upsert(state.channelId, keys, changed ? state.topics : undefined);
+    const paired = this.pairingCode != null;
+    if (!changed && (!stale || paired)) return false; // pairing mode has no credential to refresh with
+    let record = null;
+    if (changed && state.renewalToken) {
+      // A new endpoint replaces the old subscription: same user, channel and topics at Herald.
+      try {
+        record = await this._renew(state, keys);
+      } catch (e) {
+        if (paired) throw e;
+        heraldDebug("renewal refused, registering again:", e); // e.g. the worker renewed already
+      }
+    }
+    if (!record) {
+      if (paired) return false;
+      // Registering again; a new endpoint is a new subscription at Herald: carry the topics over.
+      record = await this._upsert(state.channelId, keys, changed ? state.topics : undefined);
+    }
     await this._save(record, keys, state.vapidKey);
     return true;
   }
@@ -383,10 +492,20 @@ class HeraldClient {
     return h;
   }
 
-  /** One API call; resolves with the JSON answer (null for 204). */
-  async _request(method, path, body) {
-    let res = await this._fetch(method, path, body, false);
-    if (res.status === 401 && typeof this.userToken === "function" && !this.sessionId) {
+  /**
+   * One API call; resolves with the JSON answer (null for 204). `anonymous`: no credential
+   * (pairing, renewals: the token in the body is the credential).
+   */
+  async _request(method, path, body, { anonymous = false } = {}) {
+    if (!anonymous && this.pairingCode != null && !this.publicKey && !this.sessionId) {
+      throw new HeraldError(
+        "invalid_config",
+        "This client was made with a pairingCode only: " + method + " " + path.split("?")[0] +
+          " needs client credentials (publicKey with userToken, or sessionId)."
+      );
+    }
+    let res = await this._fetch(method, path, body, false, anonymous);
+    if (!anonymous && res.status === 401 && typeof this.userToken === "function" && !this.sessionId) {
       res = await this._fetch(method, path, body, true); // the cached JWT may have expired
     }
     if (res.status === 204) return null;
@@ -406,8 +525,8 @@ class HeraldClient {
     );
   }
 
-  async _fetch(method, path, body, refresh) {
-    const headers = await this._headers(refresh);
+  async _fetch(method, path, body, refresh, anonymous) {
+    const headers = anonymous ? { Accept: "application/json" } : await this._headers(refresh);
     const init = { method, headers, credentials: "omit" };
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
@@ -424,6 +543,11 @@ class HeraldClient {
       );
     }
   }
+}
+
+/** A registration's `settings`: the browser's PushSubscription.toJSON() shape. */
+function heraldSettings(keys) {
+  return { endpoint: keys.endpoint, keys: { p256dh: keys.p256dh, auth: keys.auth } };
 }
 
 function heraldPublicRecord(record) {

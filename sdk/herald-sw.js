@@ -21,7 +21,21 @@
 
   const DB = "herald";
   const STORE = "state";
-  const KEY = "current";
+
+  /**
+   * The state record of this worker's registration: `current` for the scope `/`, else
+   * `current:<scope path>` (the SDK keys what it stores the same way, by the scope it registers).
+   */
+  function stateKey() {
+    let path = "/";
+    try {
+      path = new URL(self.registration.scope).pathname;
+    } catch (_) {
+      path = "/";
+    }
+    return path === "/" ? "current" : "current:" + path;
+  }
+
   const SDK_SUFFIX = "/sdk/herald-sw.js";
 
   /** The URL of this very script: from a stack trace, since importScripts has no currentScript. */
@@ -73,7 +87,7 @@
   async function readState() {
     if (!self.indexedDB) return null;
     try {
-      return (await idb("readonly", (s) => s.get(KEY))) || null;
+      return (await idb("readonly", (s) => s.get(stateKey()))) || null;
     } catch (e) {
       console.debug("[herald] cannot read state:", e);
       return null;
@@ -81,13 +95,13 @@
   }
 
   function writeState(state) {
-    return idb("readwrite", (s) => s.put(state, KEY));
+    return idb("readwrite", (s) => s.put(state, stateKey()));
   }
 
   /**
    * Where Herald is, first match wins:
    *   1. self.HERALD_URL;
-   *   2. the push payload's herald.url (Herald says where it is);
+   *   2. the push payload's herald.url (Herald does not add it; a send's `web_push` object may);
    *   3. the `url` the SDK stored at subscribe time;
    *   4. this script's URL minus "/sdk/herald-sw.js" (importScripts straight from Herald).
    * null when none applies (receipts are then skipped).
@@ -164,12 +178,10 @@
     let url = msg.url;
     if (msg.web_push === 8030 && msg.notification && typeof msg.notification === "object") {
       n = msg.notification;
-      const data = n.data && typeof n.data === "object" ? { ...n.data } : n.data;
-      if (data && typeof data === "object" && data.herald) {
-        herald = data.herald;
-        delete data.herald;
-      }
-      app = data;
+      // Herald puts {herald: <receipt block>, app: <the send's data>} there.
+      const data = n.data && typeof n.data === "object" && !Array.isArray(n.data) ? n.data : {};
+      herald = data.herald || {};
+      app = data.app;
       url = n.navigate;
     }
 
@@ -191,9 +203,13 @@
     };
     if (Object.keys(actionUrls).length) options.data.action_urls = actionUrls;
     if (n.body != null) options.body = String(n.body);
-    for (const k of ["icon", "image", "badge", "tag", "lang", "dir", "timestamp", "requireInteraction", "silent"]) {
+    for (const k of ["icon", "image", "tag", "lang", "dir", "timestamp", "requireInteraction", "silent"]) {
       if (n[k] != null) options[k] = n[k];
     }
+    // A send's `badge` is an icon URL for Web Push, or a number (the APNs badge): the app badge.
+    let badge = msg.app_badge;
+    if (typeof n.badge === "string") options.badge = n.badge;
+    else if (typeof n.badge === "number" && badge == null) badge = n.badge;
     if (n.tag && n.renotify != null) options.renotify = !!n.renotify; // renotify without tag throws
     if (actions && actions.length) options.actions = actions;
 
@@ -202,7 +218,7 @@
       title = fallbackTitle;
       if (options.body == null) options.body = text;
     }
-    return { title, options, badge: msg.app_badge };
+    return { title, options, badge };
   }
 
   async function onPush(event) {
@@ -232,6 +248,12 @@
 
   // -- clicks ----------------------------------------------------------------------------------
 
+  /**
+   * Receipts of notifications clicked while this worker runs. Browsers close a clicked
+   * notification (Firefox fires `notificationclose` for it too); that is not a dismissal.
+   */
+  const clicked = new Set();
+
   async function focusOrOpen(url) {
     const target = new URL(url, self.registration.scope || self.location.href).href;
     const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
@@ -246,6 +268,10 @@
     const data = n.data || {};
     const action = event.action || "";
     const url = (action && data.action_urls && data.action_urls[action]) || data.url;
+    if (data.herald && data.herald.receipt) {
+      clicked.add(data.herald.receipt);
+      if (clicked.size > 100) clicked.delete(clicked.values().next().value);
+    }
     // Navigate first: openWindow is only allowed while the click is fresh. The receipt runs alongside.
     const navigation = url
       ? focusOrOpen(url).catch((e) => console.debug("[herald] could not open", url, e))
@@ -268,6 +294,9 @@
     }
     const json = sub.toJSON();
     const keys = { endpoint: sub.endpoint || json.endpoint, p256dh: json.keys.p256dh, auth: json.keys.auth };
+    if (keys.endpoint === state.endpoint && keys.p256dh === state.p256dh && keys.auth === state.auth) {
+      return; // already registered (the page's SDK got there first)
+    }
     const base = await heraldBaseUrl(null, state);
     if (!base) return console.debug("[herald] no Herald URL known; renewal skipped");
     const res = await postJson(base + "/v1/renewals", {
@@ -294,6 +323,7 @@
   self.addEventListener("notificationclick", (event) => event.waitUntil(onClick(event)));
   self.addEventListener("notificationclose", (event) => {
     const data = event.notification.data || {};
+    if (data.herald && clicked.has(data.herald.receipt)) return; // closed by its click
     event.waitUntil(report(data.herald, "dismissed"));
   });
   self.addEventListener("pushsubscriptionchange", (event) =>

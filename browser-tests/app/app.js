@@ -1,6 +1,8 @@
 // The test page's side of the harness. Tests call into `window.harness` through Marionette:
 //
-//   await harness.ready                          the service worker (/sw.js) is active
+//   await harness.ready                          the service worker (/sw.js) is active; on
+//                                                sdk.html (data-harness="sdk"): Herald's SDK
+//                                                is loaded (the SDK registers its own worker)
 //   harness.arm(action, args)                    the next click on #act runs `action(args)`:
 //                                                a name from `actions` below or the source of
 //                                                an async function expression
@@ -38,15 +40,47 @@ let armed = null;
 let result = null;
 let settle = null;
 
+const sdkPage = document.documentElement.dataset.harness === "sdk";
+
 window.harness = {
-  ready: navigator.serviceWorker
-    .register("/sw.js", { scope: "/" })
-    .then(function () {
-      return navigator.serviceWorker.ready;
-    })
-    .then(function () {
-      return true;
-    }),
+  ready: sdkPage
+    ? Promise.resolve().then(function () {
+        if (typeof window.Herald === "undefined") throw new Error("Herald's SDK (/sdk/herald.js) did not load");
+        return true;
+      })
+    : navigator.serviceWorker
+        .register("/sw.js", { scope: "/" })
+        .then(function () {
+          return navigator.serviceWorker.ready;
+        })
+        .then(function () {
+          return true;
+        }),
+
+  /** The SDK's stored state (IndexedDB herald/state/<key>), or null. */
+  heraldState: function (key) {
+    return new Promise(function (resolve, reject) {
+      const open = indexedDB.open("herald", 1);
+      open.onupgradeneeded = function () {
+        if (!open.result.objectStoreNames.contains("state")) open.result.createObjectStore("state");
+      };
+      open.onerror = function () {
+        reject(open.error);
+      };
+      open.onsuccess = function () {
+        const db = open.result;
+        const req = db.transaction("state", "readonly").objectStore("state").get(key || "current");
+        req.onsuccess = function () {
+          db.close();
+          resolve(req.result || null);
+        };
+        req.onerror = function () {
+          db.close();
+          reject(req.error);
+        };
+      };
+    });
+  },
 
   arm: function (action, args) {
     const fn = actions[action] || (0, eval)("(" + action + ")");

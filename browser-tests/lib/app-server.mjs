@@ -2,7 +2,10 @@
 // http://localhost:<port> (a secure context, like 127.0.0.1, so service workers and Push work),
 // plus an event sink the service worker reports to.
 //
-//   GET  /<file>        files of browser-tests/app/ (no caching, so a new worker is always fetched)
+//   GET  /<file>        files of browser-tests/app/ (no caching, so a new worker is always fetched);
+//                       in .html and .js files "{{HERALD_URL}}" is replaced by Herald's base URL
+//                       (`heraldUrl`, set by the runner once Herald is up), so a page can load
+//                       <script src="http://127.0.0.1:<A>/sdk/herald.js"> as a real app would
 //   POST /__events      the worker (or page) records {type, ...}; stored in order with a seq
 //   GET  /__events      everything recorded so far
 //
@@ -31,6 +34,7 @@ const TYPES = {
 export async function startAppServer({ port = 0 } = {}) {
   const events = [];
   let seq = 0;
+  let heraldUrl = null;
 
   const handler = async (req, res) => {
     const url = new URL(req.url, "http://localhost");
@@ -59,10 +63,22 @@ export async function startAppServer({ port = 0 } = {}) {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found");
       return;
     }
-    res.writeHead(200, {
+    const headers = {
       "content-type": TYPES[path.extname(file)] ?? "application/octet-stream",
       "cache-control": "no-store",
-    });
+    };
+    if ([".html", ".js"].includes(path.extname(file))) {
+      const text = fs.readFileSync(file, "utf8");
+      if (text.includes("{{HERALD_URL}}")) {
+        if (!heraldUrl) {
+          res.writeHead(503, { "content-type": "text/plain" }).end("Herald's URL is not known yet");
+          return;
+        }
+        res.writeHead(200, headers).end(text.replaceAll("{{HERALD_URL}}", heraldUrl));
+        return;
+      }
+    }
+    res.writeHead(200, headers);
     fs.createReadStream(file).pipe(res);
   };
 
@@ -98,6 +114,13 @@ export async function startAppServer({ port = 0 } = {}) {
     },
     get lastSeq() {
       return seq;
+    },
+    /** Herald's base URL, substituted for {{HERALD_URL}} in the app's files. */
+    get heraldUrl() {
+      return heraldUrl;
+    },
+    set heraldUrl(url) {
+      heraldUrl = url;
     },
     close: () =>
       Promise.all(

@@ -144,3 +144,49 @@ export function clickNotificationAction(browser, match, action) {
 export function closeNotification(browser, match) {
   return alertOp(browser, "close", match);
 }
+
+// ---- Herald's SDK on the app's origin (app/sdk.html) ------------------------------------------
+
+/** Opens app/sdk.html, which loads Herald's SDK from Herald's origin, and waits until it did. */
+export async function openSdkApp(browser, app) {
+  await browser.m.navigate(`${app.origin}/sdk.html`);
+  await browser.m.execute("return window.harness.ready");
+}
+
+// Runs inside the click: Herald.init(init) then subscribe(); the outcome, never a rejection.
+const SDK_SUBSCRIBE = `async ({ init, tokenFunction, subscribe }) => {
+  const options = Object.assign({}, init);
+  if (tokenFunction) {
+    const token = options.userToken;
+    options.userToken = async () => token; // as an app's fetch("/herald-token") would
+  }
+  window.heraldClient = Herald.init(options);
+  try {
+    return { ok: true, record: await window.heraldClient.subscribe(subscribe || {}) };
+  } catch (e) {
+    return {
+      ok: false,
+      error: {
+        name: e && e.name, code: e && e.code, status: (e && e.status) || null, message: String(e && e.message),
+        isHeraldError: e instanceof Herald.HeraldError,
+      },
+    };
+  }
+}`;
+
+/**
+ * `Herald.init(init)` and `subscribe(subscribe)` inside a real click on the SDK page:
+ * {ok: true, record} or {ok: false, error: {name, code, status, message, isHeraldError}}.
+ * `tokenFunction`: pass `init.userToken` as an async function rather than a string.
+ */
+export function sdkSubscribe(browser, init, { tokenFunction = false, subscribe } = {}) {
+  return clickAction(browser, SDK_SUBSCRIBE, { init, tokenFunction, subscribe });
+}
+
+/** Polls GET /v1/notifications/{id} until `pred(notification)` holds; returns it. */
+export function waitForHeraldNotification(account, id, what, pred, timeoutMs = 15000) {
+  return waitFor(what, async () => {
+    const n = await account.getNotification(id);
+    return pred(n) ? n : null;
+  }, { timeoutMs });
+}

@@ -1,6 +1,7 @@
 // Running Herald for the browser tests, and a thin client for its HTTP API.
 
 import { spawn } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 
@@ -84,11 +85,15 @@ export class Herald {
 
   // ---- API ---------------------------------------------------------------------------------
 
-  /** POST /admin/v1/accounts → an Account client bound to the new account's secret key. */
-  async createAccount(name) {
+  /**
+   * POST /admin/v1/accounts → an Account client bound to the new account's secret key.
+   * `extra`: more fields of the request, e.g. {dev_mode: true} (browsers may then name their
+   * user with x-herald-user-id, the SDK's `userId`).
+   */
+  async createAccount(name, extra = {}) {
     const created = await call("POST", `${this.url}/admin/v1/accounts`, {
       token: this.adminToken,
-      body: { name },
+      body: { name, ...extra },
       expect: [201],
     });
     return new Account(this, created);
@@ -145,5 +150,40 @@ export class Account {
 
   getSubscription(id) {
     return this.call("GET", `/v1/subscriptions/${id}`);
+  }
+
+  /** GET /v1/users/{user}/subscriptions: the user's subscriptions (every status). */
+  async userSubscriptions(user) {
+    return (await this.call("GET", `/v1/users/${encodeURIComponent(user)}/subscriptions?limit=100`)).data;
+  }
+
+  /** PATCH /v1/account (the account's own settings, e.g. {allowed_origins}). */
+  patchAccount(body) {
+    return this.call("PATCH", "/v1/account", { body, expect: [200] });
+  }
+
+  /** POST /v1/pairing-codes → {code, deep_link, qrcode, channel_id, user, expires_at}. */
+  createPairingCode(channelId, user) {
+    return this.call("POST", "/v1/pairing-codes", { body: { channel_id: channelId, user }, expect: [201] });
+  }
+
+  /**
+   * Registers a fresh ES256 signing key (POST /v1/signing-keys) and returns a function minting
+   * user JWTs with it, as an app's backend does: header {alg, typ, kid}, claims {sub, iat, exp}.
+   */
+  async userTokenMinter() {
+    const { privateKey, publicKey } = crypto.generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const pem = publicKey.export({ type: "spki", format: "pem" });
+    const key = await this.call("POST", "/v1/signing-keys", {
+      body: { algorithm: "ES256", public_key_pem: pem },
+      expect: [201],
+    });
+    const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
+    return (user, ttlSeconds = 600) => {
+      const now = Math.floor(Date.now() / 1000);
+      const input = `${b64({ alg: "ES256", typ: "JWT", kid: key.id })}.${b64({ sub: user, iat: now, exp: now + ttlSeconds })}`;
+      const sig = crypto.sign("sha256", Buffer.from(input), { key: privateKey, dsaEncoding: "ieee-p1363" });
+      return `${input}.${sig.toString("base64url")}`;
+    };
   }
 }

@@ -81,7 +81,7 @@ export function fakeIndexedDB() {
 
 let subscriptionCounter = 0; // global, so every fake endpoint is unique
 
-export function fakePushManager() {
+export function fakePushManager(registration) {
   const pm = {
     current: null,
     subscribeCalls: [],
@@ -91,6 +91,8 @@ export function fakePushManager() {
     },
     async subscribe(options) {
       pm.subscribeCalls.push(options);
+      // Like browsers: subscribing needs an active worker on the registration.
+      if (registration && !registration.active) throw new Error("AbortError: no active service worker");
       if (pm.current && pm.current.unsubscribed) pm.current = null;
       const key = new Uint8Array(options.applicationServerKey);
       // Like browsers: a second key on the same registration is refused.
@@ -132,30 +134,85 @@ function sameBytes(a, b) {
 export const DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36";
 export const IPHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Version/17.5 Mobile/15E148 Safari/604.1";
 
-/** navigator, Notification, PushManager for a page; `prompt` is what the permission prompt answers. */
-export function fakePage({ permission = "default", prompt = "granted", active = true, ua = DESKTOP_UA, idb, fetch } = {}) {
-  const pushManager = fakePushManager();
-  const registration = { scope: "https://app.example.com/", pushManager };
-  let registered = false;
+/** A service worker (ServiceWorker) that goes installing → installed → activating → activated. */
+function fakeServiceWorker(scriptURL) {
+  const listeners = new Set();
+  const sw = {
+    scriptURL,
+    state: "installing",
+    addEventListener: (type, fn) => type === "statechange" && listeners.add(fn),
+    removeEventListener: (type, fn) => listeners.delete(fn),
+    setState(state) {
+      sw.state = state;
+      for (const fn of [...listeners]) fn({ target: sw });
+    },
+  };
+  return sw;
+}
+
+const PAGE_ORIGIN = "https://app.example.com";
+
+/**
+ * navigator, Notification, PushManager for a page on https://app.example.com/ (outside every
+ * scope but `/`); `prompt` is what the permission prompt answers. Service workers install
+ * asynchronously (`installing` first, `active` a few ticks later), as in browsers;
+ * `registerError` makes register() reject.
+ */
+export function fakePage({ permission = "default", prompt = "granted", active = true, ua = DESKTOP_UA, idb, fetch, registerError } = {}) {
+  const registrations = new Map(); // absolute scope -> registration
+  /** The registration of `scope` (created on first use, not yet registered). */
+  const registrationFor = (scope = "/") => {
+    const abs = new URL(scope, PAGE_ORIGIN + "/").href;
+    if (!registrations.has(abs)) {
+      const reg = { scope: abs, active: null, installing: null, waiting: null, registered: false };
+      reg.pushManager = fakePushManager(reg);
+      registrations.set(abs, reg);
+    }
+    return registrations.get(abs);
+  };
+  const root = registrationFor("/");
   const page = {
-    pushManager,
-    registration,
+    pushManager: root.pushManager,
+    registration: root,
+    registrationFor,
     registerCalls: [],
     prompts: 0,
     navigator: {
       userAgent: ua,
       userActivation: { isActive: active },
       serviceWorker: {
-        async register(url, options) {
+        async register(url, options = {}) {
           page.registerCalls.push([url, options]);
-          registered = true;
-          return registration;
+          if (registerError) throw registerError;
+          const reg = registrationFor(options.scope || "/");
+          reg.registered = true;
+          if (!reg.active && !reg.installing) {
+            const sw = (reg.installing = fakeServiceWorker(new URL(url, PAGE_ORIGIN + "/").href));
+            later(() => {
+              sw.setState("installed");
+              later(() => {
+                reg.installing = null;
+                reg.active = sw;
+                sw.setState("activating");
+                later(() => sw.setState("activated"));
+              });
+            });
+          }
+          return reg;
         },
+        // Resolves with the registration controlling the page: only the root scope does here.
         get ready() {
-          return registered ? Promise.resolve(registration) : new Promise(() => {});
+          return new Promise((resolve) => {
+            const poll = () => (root.registered && root.active ? resolve(root) : later(poll));
+            poll();
+          });
         },
-        async getRegistration() {
-          return registered ? registration : undefined;
+        async getRegistration(clientURL = PAGE_ORIGIN + "/") {
+          const url = new URL(clientURL, PAGE_ORIGIN + "/").href;
+          const match = [...registrations.values()]
+            .filter((r) => r.registered && url.startsWith(r.scope))
+            .sort((a, b) => b.scope.length - a.scope.length)[0];
+          return match || undefined;
         },
       },
     },
@@ -168,9 +225,12 @@ export function fakePage({ permission = "default", prompt = "granted", active = 
       },
     },
     PushManager: function PushManager() {},
-    /** Pretends the worker is already registered (a returning visitor). */
-    markRegistered() {
-      registered = true;
+    /** Pretends the worker is already registered and active (a returning visitor). */
+    markRegistered(scope = "/") {
+      const reg = registrationFor(scope);
+      reg.registered = true;
+      reg.active = fakeServiceWorker(PAGE_ORIGIN + "/herald-sw.js");
+      reg.active.state = "activated";
     },
     env() {
       return {
@@ -212,6 +272,8 @@ export function fakeHerald({ base = "https://push.example.com", vapid = vapidKey
     calls: [],
     subs,
     vapid,
+    /** Pairing codes: code -> {user, channel_id, used}. */
+    codes: new Map(),
     overrides: [],
     override(fn) {
       herald.overrides.push(fn);
@@ -235,9 +297,28 @@ export function fakeHerald({ base = "https://push.example.com", vapid = vapidKey
     },
   };
 
+  /** As Herald answers: settings without the auth secret. */
   function record(s) {
-    return { ...s, topics: [...s.topics] };
+    const settings = s.settings ? { endpoint: s.settings.endpoint, p256dh: s.settings.keys?.p256dh } : undefined;
+    return { ...s, settings, topics: [...s.topics] };
   }
+
+  /** Registration as Herald does it: an upsert on (channel, endpoint, user). */
+  function register(user, channel, settings, topics) {
+    const existing = [...subs.values()].find((s) => s.identifier === settings.endpoint && s.user === user && s.channel_id === channel);
+    const now = new Date().toISOString();
+    const s = existing || {
+      id: nextId(), user, channel_id: channel, channel_type: "web_push", identifier: settings.endpoint,
+      kind: "standard", environment: "production", status: "active", inactive_reason: null, muted: false,
+      topics: [], created_at: now,
+    };
+    Object.assign(s, { settings, status: "active", inactive_reason: null, updated_at: now, last_seen_at: now, renewal_token: `rnw_${s.id}_${Date.now()}` });
+    if (topics) s.topics = [...topics];
+    subs.set(s.id, s);
+    return [existing ? 200 : 201, s];
+  }
+
+  const error = (status, code, message) => json(status, { error: { code, message, status } });
 
   function route(call, u) {
     const p = u.pathname;
@@ -247,17 +328,24 @@ export function fakeHerald({ base = "https://push.example.com", vapid = vapidKey
     }
     if (call.method === "POST" && p === "/v1/me/subscriptions") {
       const b = call.body;
-      const existing = [...subs.values()].find((s) => s.identifier === b.settings.endpoint);
-      const now = new Date().toISOString();
-      const s = existing || {
-        id: nextId(), user: "u_1", channel_id: b.channel_id, channel_type: "web_push", identifier: b.settings.endpoint,
-        kind: "standard", environment: "production", status: "active", inactive_reason: null, muted: false,
-        topics: [], created_at: now,
-      };
-      Object.assign(s, { settings: b.settings, updated_at: now, last_seen_at: now, renewal_token: `rnw_${s.id}_${Date.now()}` });
-      if (b.topics) s.topics = [...b.topics];
-      subs.set(s.id, s);
-      return json(existing ? 200 : 201, record(s));
+      const [status, s] = register("u_1", b.channel_id, b.settings, b.topics);
+      return json(status, record(s));
+    }
+    if ((m = /^\/v1\/pair\/([^/]+)$/.exec(p)) && call.method === "POST") {
+      const code = herald.codes.get(decodeURIComponent(m[1]));
+      if (!code) return notFound("pairing code", m[1]);
+      if (code.used) return error(410, "gone", "this code was already used");
+      code.used = true;
+      const [status, s] = register(code.user, code.channel_id || channelId, call.body.settings, call.body.topics);
+      return json(status, record(s));
+    }
+    if (call.method === "POST" && p === "/v1/renewals") {
+      const old = [...subs.values()].find((s) => s.renewal_token === call.body.token);
+      if (!old) return error(401, "unauthenticated", "renewal token is not valid");
+      if (old.inactive_reason === "replaced") return error(410, "gone", "this subscription was already renewed");
+      const [status, s] = register(old.user, old.channel_id, call.body.settings, old.topics);
+      if (s !== old) Object.assign(old, { status: "inactive", inactive_reason: "replaced" });
+      return json(status, record(s));
     }
     if ((m = /^\/v1\/me\/subscriptions\/(\d+)$/.exec(p)) && call.method === "DELETE") {
       if (!subs.delete(Number(m[1]))) return notFound("subscription", m[1]);
@@ -277,9 +365,7 @@ export function fakeHerald({ base = "https://push.example.com", vapid = vapidKey
     if ((m = /^\/v1\/me\/notifications\/([^/]+)\/read$/.exec(p)) && call.method === "POST") {
       return json(200, { id: decodeURIComponent(m[1]), read_at: new Date().toISOString() });
     }
-    if (call.method === "POST" && (p === "/v1/receipts" || p === "/v1/renewals")) {
-      return p === "/v1/receipts" ? json(204) : json(201, { id: 99, channel_id: channelId, topics: ["news"], renewal_token: "rnw_fresh" });
-    }
+    if (call.method === "POST" && p === "/v1/receipts") return json(204);
     return notFound("route", p);
   }
 
@@ -294,7 +380,7 @@ export function fakeHerald({ base = "https://push.example.com", vapid = vapidKey
 // -- A service worker global ---------------------------------------------------------------------
 
 /** A fake `self` for herald-sw.js; `dispatch(type, event)` runs the listeners and awaits waitUntil. */
-export function fakeWorker({ location = "https://app.example.com/herald-sw.js", idb, fetch, extra = {} } = {}) {
+export function fakeWorker({ location = "https://app.example.com/herald-sw.js", scope = "https://app.example.com/", idb, fetch, extra = {} } = {}) {
   const listeners = {};
   const w = {
     shown: [],
@@ -315,7 +401,8 @@ export function fakeWorker({ location = "https://app.example.com/herald-sw.js", 
       (listeners[type] ||= []).push(fn);
     },
     registration: {
-      scope: "https://app.example.com/",
+      scope,
+      active: { state: "activated" },
       pushManager: fakePushManager(),
       async showNotification(title, options) {
         if (w.failShowWithOptions && options.actions) throw new TypeError("bad actions");

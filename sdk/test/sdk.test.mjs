@@ -334,12 +334,31 @@ describe("re-sync on init", () => {
     assert.ok(Date.now() - idb.peek().syncedAt < 5000);
   });
 
-  test("upserts the new endpoint (carrying topics) when the browser's subscription changed", async () => {
-    const { Herald, herald, idb, page } = await returning((env) => {
+  test("renews with the stored renewal token when the browser's subscription changed", async () => {
+    const { Herald, herald, idb, page, state } = await returning((env) => {
       env.page.pushManager.current.endpoint = "https://push.example.net/ep/rotated";
     });
     assert.equal(await Herald.init({ url: URL_, publicKey: PK }).ready, true);
     assert.equal(page.prompts, 0);
+    const [renewal] = herald.callsTo("POST", "/v1/renewals");
+    assert.equal(renewal.body.token, state.renewalToken);
+    assert.equal(renewal.body.settings.endpoint, "https://push.example.net/ep/rotated");
+    assert.equal(renewal.headers.authorization, undefined, "the renewal token is the only credential");
+    assert.equal(herald.callsTo("POST", "/v1/me/subscriptions").length, 0);
+    assert.deepEqual(herald.subs.get(2).topics, ["news"], "Herald carries the topics over");
+    assert.equal(herald.subs.get(1).inactive_reason, "replaced");
+    const s = idb.peek();
+    assert.equal(s.endpoint, "https://push.example.net/ep/rotated");
+    assert.equal(s.subscriptionId, 2);
+    assert.match(s.renewalToken, /^rnw_2_/);
+  });
+
+  test("registers the new endpoint (carrying topics) when the renewal is refused", async () => {
+    const { Herald, herald, idb } = await returning((env) => {
+      env.page.pushManager.current.endpoint = "https://push.example.net/ep/rotated";
+    });
+    herald.override((c) => (c.path === "/v1/renewals" ? herald.json(410, { error: { code: "gone", message: "already renewed", status: 410 } }) : null));
+    assert.equal(await Herald.init({ url: URL_, publicKey: PK }).ready, true);
     const post = herald.callsTo("POST", "/v1/me/subscriptions")[0];
     assert.equal(post.body.settings.endpoint, "https://push.example.net/ep/rotated");
     assert.deepEqual(post.body.topics, ["news"]);
@@ -352,7 +371,8 @@ describe("re-sync on init", () => {
     assert.equal(await Herald.init({ url: URL_, publicKey: PK }).ready, true);
     assert.equal(page.prompts, 0);
     assert.equal(Buffer.from(page.pushManager.subscribeCalls[0].applicationServerKey).toString("base64url"), state.vapidKey);
-    assert.equal(herald.callsTo("POST", "/v1/me/subscriptions").length, 1);
+    assert.equal(herald.callsTo("POST", "/v1/renewals").length, 1);
+    assert.equal(herald.callsTo("POST", "/v1/me/subscriptions").length, 0);
   });
 
   test("does nothing without granted permission", async () => {
@@ -374,5 +394,125 @@ describe("re-sync on init", () => {
     assert.equal(await Herald.init({ url: URL_, publicKey: PK }).ready, false);
     assert.equal(debug.length, 1);
     assert.equal(debug[0][2].code, "network");
+  });
+});
+
+describe("service worker registration", () => {
+  test("waits for the worker to activate before subscribing", async () => {
+    const { Herald, page } = setup();
+    await Herald.init({ url: URL_, publicKey: PK }).subscribe();
+    assert.equal(page.registration.active.state, "activated");
+    assert.equal(page.pushManager.subscribeCalls.length, 1);
+  });
+
+  test("a worker that cannot be registered is a service_worker error", async () => {
+    const { Herald, herald } = setup({ registerError: new TypeError("ServiceWorker script at /nope.js returned 404") });
+    const err = await rejectsWith(Herald.init({ url: URL_, publicKey: PK, serviceWorker: "/nope.js" }).subscribe(), "service_worker");
+    assert.match(err.message, /\/nope\.js/);
+    assert.match(err.message, /404/);
+    assert.equal(herald.calls.length, 0);
+  });
+
+  test("another scope: registered there, state kept apart from the root scope's", async () => {
+    const { Herald, idb, page } = setup();
+    await Herald.init({ url: URL_, publicKey: PK }).subscribe();
+    const root = idb.peek();
+    await Herald.init({ url: URL_, publicKey: PK, serviceWorker: "/sw.js", scope: "/push/b/" }).subscribe();
+    assert.deepEqual(page.registerCalls[1], ["/sw.js", { scope: "/push/b/" }]);
+    const scoped = page.registrationFor("/push/b/").pushManager.current;
+    assert.ok(scoped && scoped !== page.pushManager.current, "its own push subscription");
+    assert.equal(idb.peek("herald", "state", "current:/push/b/").endpoint, scoped.endpoint);
+    assert.deepEqual(idb.peek(), root, "the root scope's state is untouched");
+  });
+});
+
+describe("pairing mode", () => {
+  const CODE = "pc_Abc-123";
+  function paired(opts = {}, pageOpts = {}) {
+    const env = setup(pageOpts, { vapid: vapidKey(7) });
+    env.herald.codes.set(CODE, { user: "carol", channel_id: "ch_paired" });
+    const client = env.Herald.init({ url: URL_, pairingCode: CODE, vapidKey: vapidKey(7), ...opts });
+    return { ...env, client };
+  }
+
+  test("init needs the VAPID key, and no public key", () => {
+    const Herald = loadClassic({});
+    assert.throws(() => Herald.init({ url: URL_, pairingCode: CODE }), (e) => e.code === "invalid_config" && /vapidKey/.test(e.message));
+    assert.doesNotThrow(() => Herald.init({ url: URL_, pairingCode: CODE, vapidKey: vapidKey(1) }));
+  });
+
+  test("subscribe redeems the code with the browser's subscription and stores the renewal token", async () => {
+    const { client, herald, idb, page } = paired();
+    const record = await client.subscribe({ topics: ["news"] });
+    assert.equal(herald.callsTo("GET", "/v1/me/vapid").length, 0, "the key came with init");
+    assert.equal(Buffer.from(page.pushManager.subscribeCalls[0].applicationServerKey).toString("base64url"), vapidKey(7));
+    const [pair] = herald.calls;
+    assert.equal(pair.method, "POST");
+    assert.equal(pair.url, "https://push.example.com/v1/pair/pc_Abc-123");
+    assert.equal(pair.headers.authorization, undefined, "the code is the only credential");
+    assert.equal(pair.headers["x-herald-user-id"], undefined);
+    const sub = page.pushManager.current.toJSON();
+    assert.deepEqual(pair.body, { settings: { endpoint: sub.endpoint, keys: sub.keys }, topics: ["news"] });
+    assert.equal(record.user, "carol");
+    assert.equal(record.channel_id, "ch_paired");
+    assert.equal("renewal_token" in record, false);
+    const state = idb.peek();
+    assert.equal(state.url, URL_);
+    assert.equal(state.subscriptionId, record.id);
+    assert.equal(state.channelId, "ch_paired");
+    assert.equal(state.vapidKey, vapidKey(7));
+    assert.match(state.renewalToken, /^rnw_/);
+  });
+
+  test("a used or unknown code rejects with Herald's code", async () => {
+    const { client, Herald } = paired();
+    await client.subscribe();
+    const used = await rejectsWith(client.subscribe(), "gone");
+    assert.equal(used.status, 410);
+    const unknown = await rejectsWith(Herald.init({ url: URL_, pairingCode: "nope", vapidKey: vapidKey(7) }).subscribe(), "not_found");
+    assert.equal(unknown.status, 404);
+  });
+
+  test("the hosted page's setup: Herald's worker at a per-channel scope", async () => {
+    const { client, idb, page } = paired({ serviceWorker: "/sw.js", scope: "/push/ch_paired/" });
+    await client.subscribe();
+    assert.deepEqual(page.registerCalls, [["/sw.js", { scope: "/push/ch_paired/" }]]);
+    assert.ok(page.registrationFor("/push/ch_paired/").pushManager.current);
+    assert.equal(page.pushManager.current, null, "nothing at the root scope");
+    assert.equal(idb.peek(), undefined);
+    assert.equal(idb.peek("herald", "state", "current:/push/ch_paired/").channelId, "ch_paired");
+  });
+
+  test("calls that need client credentials say so; unsubscribe is browser-only", async () => {
+    const { client, herald, idb, page } = paired();
+    await client.subscribe();
+    await rejectsWith(client.inbox.list(), "invalid_config");
+    await rejectsWith(client.topics.add("x"), "invalid_config");
+    const before = herald.calls.length;
+    const sub = page.pushManager.current;
+    await client.unsubscribe();
+    assert.equal(herald.calls.length, before, "no call to Herald");
+    assert.equal(sub.unsubscribed, true);
+    assert.equal(idb.peek(), undefined);
+  });
+
+  test("re-sync renews a changed subscription; a stale one is left alone", async () => {
+    const idb = fakeIndexedDB();
+    const first = paired({}, { idb });
+    await first.client.subscribe();
+    const state = idb.peek();
+
+    const again = setup({ idb, permission: "granted" }, { vapid: vapidKey(7) });
+    again.page.markRegistered();
+    again.page.pushManager.current = first.page.pushManager.current;
+    again.herald.subs.set(state.subscriptionId, first.herald.subs.get(state.subscriptionId));
+    idb.seed({ ...state, syncedAt: 0 });
+    assert.equal(await again.Herald.init({ url: URL_, pairingCode: CODE, vapidKey: vapidKey(7) }).ready, false);
+    assert.equal(again.herald.calls.length, 0);
+
+    again.page.pushManager.current.endpoint = "https://push.example.net/ep/rotated";
+    assert.equal(await again.Herald.init({ url: URL_, pairingCode: CODE, vapidKey: vapidKey(7) }).ready, true);
+    assert.equal(again.herald.calls.map((c) => c.path).join(), "/v1/renewals");
+    assert.equal(idb.peek().endpoint, "https://push.example.net/ep/rotated");
   });
 });

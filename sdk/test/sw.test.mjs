@@ -6,16 +6,21 @@ import { fakeHerald, fakeIndexedDB, fakePage, fakeWorker, vapidKey } from "./fak
 const HERALD = "https://push.example.com";
 const APP_SW = "https://app.example.com/herald-sw.js";
 
-/** A worker whose page subscribed earlier: state stored with Herald's URL. */
-function worker({ location = APP_SW, scriptUrl, state = {}, extra, herald = fakeHerald() } = {}) {
+/** A worker whose page subscribed earlier: state stored with Herald's URL; Herald knows the subscription. */
+function worker({ location = APP_SW, scriptUrl, state = {}, extra, herald = fakeHerald(), scope, stateKey = "current" } = {}) {
   const idb = fakeIndexedDB();
   if (state) {
     idb.seed({
       url: HERALD, subscriptionId: 7, endpoint: "https://push.example.net/ep/old", p256dh: "p-old", auth: "a-old",
       vapidKey: vapidKey(5), channelId: "ch_web", renewalToken: "rnw_old", topics: ["news"], syncedAt: 1, ...state,
+    }, "herald", "state", stateKey);
+    herald.subs.set(7, {
+      id: 7, user: "u_1", channel_id: "ch_web", channel_type: "web_push", identifier: "https://push.example.net/ep/old",
+      settings: { endpoint: "https://push.example.net/ep/old", keys: { p256dh: "p-old", auth: "a-old" } },
+      status: "active", inactive_reason: null, topics: ["news"], renewal_token: "rnw_old",
     });
   }
-  const w = fakeWorker({ location, idb, fetch: herald.fetch, extra });
+  const w = fakeWorker({ location, scope, idb, fetch: herald.fetch, extra });
   loadWorker(w.self, scriptUrl || location);
   return { w, idb, herald };
 }
@@ -59,7 +64,7 @@ describe("push", () => {
       notification: {
         title: "New message", body: "Hi!", navigate: "https://app.example.com/chat/9", tag: "chat-9",
         actions: [{ action: "reply", title: "Reply", navigate: "https://app.example.com/chat/9#reply" }],
-        data: { herald: { receipt: "rct_decl" }, chat: 9 },
+        data: { herald: { receipt: "rct_decl" }, app: { chat: 9 } },
       },
       app_badge: 3,
       mutable: true,
@@ -76,6 +81,19 @@ describe("push", () => {
     assert.deepEqual(options.data.action_urls, { reply: "https://app.example.com/chat/9#reply" });
     assert.deepEqual(w.badges, [3]);
     assert.deepEqual(receipts(herald)[0].body, { token: "rct_decl", event: "displayed" });
+  });
+
+  test("a numeric badge (the APNs badge of a send) sets the app badge, not the badge icon", async () => {
+    const { w } = worker();
+    await w.dispatch("push", { data: w.pushData({ title: "T", badge: 4, herald: { receipt: "r" } }) });
+    assert.equal(w.shown[0].options.badge, undefined);
+    assert.deepEqual(w.badges, [4]);
+  });
+
+  test("Herald's payload with web_push overrides (requireInteraction) keeps them", async () => {
+    const { w } = worker();
+    await w.dispatch("push", { data: w.pushData({ title: "T", requireInteraction: true, herald: { receipt: "r" } }) });
+    assert.equal(w.shown[0].options.requireInteraction, true);
   });
 
   test("non-JSON text still shows a notification, without a receipt", async () => {
@@ -148,6 +166,14 @@ describe("clicks and dismissals", () => {
     await w.dispatch("notificationclick", { notification: w.notification({ herald: { receipt: "r" } }), action: "" });
     assert.deepEqual(w.opened, []);
     assert.equal(receipts(herald).length, 1);
+  });
+
+  test("the close that follows a click is not a dismissal", async () => {
+    const { w, herald } = worker();
+    const n = w.notification(shownData);
+    await w.dispatch("notificationclick", { notification: n, action: "" });
+    await w.dispatch("notificationclose", { notification: n });
+    assert.deepEqual(receipts(herald).map((r) => r.body.event), ["clicked"]);
   });
 
   test("close reports dismissed", async () => {
@@ -244,11 +270,13 @@ describe("pushsubscriptionchange", () => {
     });
     assert.equal(r.headers.authorization, undefined);
     const s = idb.peek();
-    assert.equal(s.subscriptionId, 99);
+    assert.equal(s.subscriptionId, 8);
     assert.equal(s.endpoint, "https://push.example.net/ep/new");
     assert.equal(s.p256dh, "p-new");
     assert.equal(s.auth, "a-new");
-    assert.equal(s.renewalToken, "rnw_fresh");
+    assert.match(s.renewalToken, /^rnw_8_/);
+    assert.deepEqual(s.topics, ["news"]);
+    assert.equal(herald.subs.get(7).inactive_reason, "replaced");
     assert.equal(s.vapidKey, vapidKey(5));
     assert.equal(s.url, HERALD);
     assert.ok(Date.now() - s.syncedAt < 5000);
@@ -263,6 +291,24 @@ describe("pushsubscriptionchange", () => {
     assert.equal(Buffer.from(pm.subscribeCalls[0].applicationServerKey).toString("base64url"), vapidKey(5));
     assert.equal(herald.callsTo("POST", "/v1/renewals")[0].body.settings.endpoint, pm.current.endpoint);
     assert.equal(idb.peek().endpoint, pm.current.endpoint);
+  });
+
+  test("nothing to renew when the stored subscription is already the browser's (the page got there first)", async () => {
+    const { w, herald } = worker();
+    const same = {
+      endpoint: "https://push.example.net/ep/old",
+      toJSON: () => ({ endpoint: "https://push.example.net/ep/old", keys: { p256dh: "p-old", auth: "a-old" } }),
+    };
+    await w.dispatch("pushsubscriptionchange", { newSubscription: same });
+    assert.equal(herald.callsTo("POST", "/v1/renewals").length, 0);
+  });
+
+  test("a worker at another scope renews the state of its own scope", async () => {
+    const { w, herald, idb } = worker({ scope: "https://push.example.com/push/ch_web/", stateKey: "current:/push/ch_web/" });
+    await w.dispatch("pushsubscriptionchange", { newSubscription: null });
+    assert.equal(herald.callsTo("POST", "/v1/renewals")[0].body.token, "rnw_old");
+    assert.equal(idb.peek("herald", "state", "current:/push/ch_web/").subscriptionId, 8);
+    assert.equal(idb.peek(), undefined, "the root scope's record is not written");
   });
 
   test("a failed renewal leaves the state for the page to repair", async () => {

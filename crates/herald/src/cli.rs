@@ -240,7 +240,7 @@ async fn send(config: &Config, args: SendArgs) -> Result<(), String> {
         idempotency_key: None,
         request_fingerprint: fingerprint,
     };
-    let (_, accepted) = svc.send_notification(args.account, req).await.map_err(describe)?;
+    let accepted = svc.send_notification(args.account, req).await.map_err(describe)?;
     println!("{}", serde_json::to_string_pretty(&accepted).map_err(|e| e.to_string())?);
     Ok(())
 }

@@ -62,7 +62,7 @@ pub struct SendRequest {
 }
 
 /// The 202 answer.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SendAccepted {
     pub id: String,
     /// Delivery rows committed (direct sends).
@@ -164,7 +164,7 @@ impl Service {
     /// limit, and commits the notification with its delivery rows before answering. Broadcasts
     /// commit the notification alone and fan out in the background.
     #[tracing::instrument(skip_all, fields(account = account_id))]
-    pub async fn send_notification(&self, account_id: i64, req: SendRequest) -> Result<(u16, Value), ServiceError> {
+    pub async fn send_notification(&self, account_id: i64, req: SendRequest) -> Result<SendAccepted, ServiceError> {
         let errors = validate(&req);
         if !errors.is_empty() {
             return Err(ServiceError::Validation(errors));
@@ -172,7 +172,7 @@ impl Service {
         if let Some(key) = &req.idempotency_key
             && let Some(replay) = self.replay(account_id, key, &req.request_fingerprint).await?
         {
-            return Ok((202, replay));
+            return Ok(replay);
         }
         let channel_types = self.check_channel_filter(account_id, &req.channels).await?;
         let (deliveries, inbox_users) = self.resolve_direct(account_id, &req).await?;
@@ -208,16 +208,22 @@ impl Service {
             Err(StoreError::Conflict(_)) if req.idempotency_key.is_some() => {
                 let key = req.idempotency_key.as_deref().unwrap_or_default();
                 if let Some(replay) = self.replay(account_id, key, &req.request_fingerprint).await? {
-                    return Ok((202, replay));
+                    return Ok(replay);
                 }
             }
             Err(e) => return Err(e.into()),
         }
         crate::delivery::engine::wake_all(&self.wake);
-        Ok((202, response))
+        Ok(accepted)
     }
 
-    async fn replay(&self, account_id: i64, key: &str, fingerprint: &str) -> Result<Option<Value>, ServiceError> {
+    /// The first answer to an idempotent send, when `key` was used in the window.
+    async fn replay(
+        &self,
+        account_id: i64,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<Option<SendAccepted>, ServiceError> {
         let since = now_ms() - crate::outbox::IDEMPOTENCY_WINDOW_MS;
         let Some((hash, response)) = self.store.find_idempotent(account_id, key, since).await? else { return Ok(None) };
         if hash != fingerprint_hash(fingerprint) {
@@ -227,7 +233,9 @@ impl Service {
                 current_status: None,
             });
         }
-        Ok(Some(response))
+        let accepted = serde_json::from_value(response)
+            .map_err(|e| StoreError::Corrupt(format!("stored idempotent answer: {e}")))?;
+        Ok(Some(accepted))
     }
 
     /// Validates the channel filter and returns the channel types the send may reach.

@@ -262,8 +262,8 @@ impl Service {
             idempotency_key: None,
             request_fingerprint: fingerprint,
         };
-        let (_, accepted) = self.send_notification(account_id, req).await?;
-        let id = accepted["id"].as_str().ok_or_else(|| ServiceError::Internal("send answered without an id".into()))?;
+        let accepted = self.send_notification(account_id, req).await?;
+        let id = accepted.id.as_str();
         let n = self
             .store
             .get_notification(account_id, id)

@@ -210,6 +210,7 @@ async fn pages_render_without_external_resources(b: Backend) {
     let (status, _, sw) = s.page("/sw.js").await;
     assert_eq!(status, 200);
     assert!(sw.contains("addEventListener(\"push\"") && sw.contains("showNotification"));
+    assert!(sw.contains("/v1/receipts") && sw.contains("/v1/renewals"), "/sw.js is the SDK's worker");
     for asset in ["/pages/herald.css", "/manifest.webmanifest"] {
         assert_eq!(s.page(asset).await.0, 200, "{asset}");
     }

@@ -139,10 +139,9 @@ pub async fn send(
     State(app): State<AppState>,
     headers: HeaderMap,
     raw: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<SendAccepted>)> {
     let req = send_request(&raw, &headers)?;
-    let (status, body) = app.svc.send_notification(account.id, req).await?;
-    Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED), Json(body)))
+    Ok((StatusCode::ACCEPTED, Json(app.svc.send_notification(account.id, req).await?)))
 }
 
 /// A notification with counts by status and a page of its deliveries (`cursor`, `limit`).
