@@ -108,6 +108,10 @@ pub enum StoreError {
     /// A stored value could not be decoded (corrupt JSON, unknown enum value).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// The database cannot be reached right now (connection refused or lost, pool exhausted,
+    /// server shutting down): answered 503 with `Retry-After`, never 500.
+    #[error("database unavailable: {0}")]
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
     /// Any other database failure, with its source.
     #[error("database error: {0}")]
     Database(Box<dyn std::error::Error + Send + Sync>),

@@ -62,7 +62,21 @@ impl Backend {
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.message().to_string()),
+        e if unavailable(&e) => StoreError::Unavailable(Box::new(e)),
         other => StoreError::Database(Box::new(other)),
+    }
+}
+
+/// Whether an error means the database is out of reach rather than that the request failed:
+/// connection errors, an exhausted or closed pool, and PostgreSQL's connection-exception (08…)
+/// and operator-intervention (57P01–57P03: shutting down, restarting) codes.
+fn unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => {
+            d.code().is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03"))
+        }
+        _ => false,
     }
 }
 
@@ -137,7 +151,9 @@ impl PgStore {
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            // A request waits this long for a connection; then it is a 503 with Retry-After (the
+            // database is out of reach or the pool exhausted), not a hung client.
+            .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await
             .map_err(db_err)?;

@@ -142,7 +142,11 @@ pub async fn layer(edge: Arc<Edge>, req: Request, next: Next) -> Response {
     if let Err(refusal) = check_body(&parts.headers, &bytes) {
         return render(surface, &method, &uri, refusal);
     }
-    let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let mut res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    // Every surface's 503 (the database out of reach) tells clients when to come back.
+    if res.status() == StatusCode::SERVICE_UNAVAILABLE && !res.headers().contains_key(header::RETRY_AFTER) {
+        res.headers_mut().insert(header::RETRY_AFTER, super::error::UNAVAILABLE_RETRY_SECS.into());
+    }
     let bad_credentials = res.status() == StatusCode::UNAUTHORIZED
         || (surface == Surface::BrightPattern && res.status() == StatusCode::FORBIDDEN);
     if bad_credentials {

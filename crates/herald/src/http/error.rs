@@ -3,7 +3,10 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use herald_core::ServiceError;
+use herald_core::{ServiceError, StoreError};
+
+/// Seconds a client is asked to wait while the database is unreachable.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 1;
 use serde_json::{Value, json};
 
 use super::request_id;
@@ -48,6 +51,9 @@ pub fn classify(e: &ServiceError) -> (&'static str, StatusCode, Value) {
             StatusCode::TOO_MANY_REQUESTS,
             json!({"limit": limit, "window": format!("{window_secs}s"), "retry_after": retry_after}),
         ),
+        ServiceError::Store(StoreError::Unavailable(_)) => {
+            ("unavailable", StatusCode::SERVICE_UNAVAILABLE, json!({"retry_after": UNAVAILABLE_RETRY_SECS}))
+        }
         ServiceError::Store(_) | ServiceError::Internal(_) => {
             ("internal_error", StatusCode::INTERNAL_SERVER_ERROR, json!({}))
         }
@@ -57,6 +63,7 @@ pub fn classify(e: &ServiceError) -> (&'static str, StatusCode, Value) {
 /// The public message of an error; internal details never leave the server.
 pub fn public_message(e: &ServiceError) -> String {
     match e {
+        ServiceError::Store(StoreError::Unavailable(_)) => "the database is unavailable; retry shortly".into(),
         ServiceError::Store(_) | ServiceError::Internal(_) => "internal server error".into(),
         ServiceError::Validation(fields) if fields.len() == 1 => fields[0].message.clone(),
         ServiceError::Validation(_) => "the request has invalid fields".into(),
@@ -109,6 +116,9 @@ impl IntoResponse for ApiError {
         match self.0 {
             ServiceError::Unauthenticated(_) => {
                 res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ServiceError::Store(StoreError::Unavailable(_)) => {
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_SECS));
             }
             ServiceError::RateLimited { limit, window_secs, retry_after } => {
                 let policy = crate::http::limits::Policy { limit, window_secs };

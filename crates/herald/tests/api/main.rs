@@ -20,6 +20,7 @@ mod hardening;
 mod mock_push;
 mod native_providers;
 mod openapi;
+mod outage;
 mod pairing;
 mod process;
 mod subscriptions;

@@ -22,6 +22,8 @@ pub enum BnError {
     TooManyRequests(HeaderMap),
     /// 500, details logged only.
     Internal,
+    /// 503 while the database is unreachable (with `Retry-After`).
+    Unavailable,
 }
 
 /// The 400 of a path channel id that is not a channel id.
@@ -69,6 +71,7 @@ impl From<ServiceError> for BnError {
                 let decision = crate::http::limits::Decision::Limited { policy, retry_after_secs: retry_after };
                 BnError::TooManyRequests(decision.headers())
             }
+            ServiceError::Store(herald_core::StoreError::Unavailable(_)) => BnError::Unavailable,
             e @ (ServiceError::Store(_) | ServiceError::Internal(_)) => {
                 log_if_internal(&e);
                 BnError::Internal
@@ -95,6 +98,11 @@ impl IntoResponse for BnError {
                 StatusCode::TOO_MANY_REQUESTS,
                 json!({"statusCode": 429, "message": "ThrottlerException: Too Many Requests"}),
                 Some(headers),
+            ),
+            BnError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"statusCode": 503, "message": "Service Unavailable", "error": "Service Unavailable"}),
+                None,
             ),
             BnError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
