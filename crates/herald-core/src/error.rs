@@ -108,6 +108,9 @@ pub enum StoreError {
     /// A stored value could not be decoded (corrupt JSON, unknown enum value).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A stored secret does not open under the configured master keys.
+    #[error("stored secret: {0}")]
+    Secret(#[from] crate::secrets::SecretError),
     /// Any other database failure, with its source.
     #[error("database error: {0}")]
     Database(Box<dyn std::error::Error + Send + Sync>),
