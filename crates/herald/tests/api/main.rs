@@ -20,5 +20,6 @@ mod native_providers;
 mod openapi;
 mod pairing;
 mod process;
+mod secrets;
 mod subscriptions;
 mod webhooks;
