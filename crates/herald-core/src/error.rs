@@ -112,6 +112,9 @@ pub enum StoreError {
     /// server shutting down): answered 503 with `Retry-After`, never 500.
     #[error("database unavailable: {0}")]
     Unavailable(Box<dyn std::error::Error + Send + Sync>),
+    /// A stored secret does not open under the configured master keys.
+    #[error("stored secret: {0}")]
+    Secret(#[from] crate::secrets::SecretError),
     /// Any other database failure, with its source.
     #[error("database error: {0}")]
     Database(Box<dyn std::error::Error + Send + Sync>),

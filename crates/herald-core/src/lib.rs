@@ -15,6 +15,7 @@ pub mod model;
 pub mod outbox;
 pub mod pairing_store;
 pub mod receipts;
+pub mod secrets;
 pub mod service;
 pub mod store;
 pub mod tokens;

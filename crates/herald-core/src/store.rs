@@ -115,6 +115,10 @@ pub trait Store:
     /// True when the database answers and migrations are applied.
     async fn ready(&self) -> StoreResult<()>;
 
+    /// Re-encrypts every stored secret still under the previous master key (or in clear) with
+    /// the current one (`herald secrets rotate`).
+    async fn rotate_secrets(&self) -> StoreResult<crate::secrets::ResealReport>;
+
     // accounts
     async fn create_account(&self, name: &str, dev_mode: bool, keys: &[NewApiKey]) -> StoreResult<Account>;
     async fn get_account(&self, id: i64) -> StoreResult<Option<Account>>;

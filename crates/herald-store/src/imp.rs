@@ -144,7 +144,7 @@ macro_rules! impl_store {
                 .fetch_optional(self.reader())
                 .await
                 .map_err(db_err)?;
-                row.map(Channel::try_from).transpose()
+                row.map(|r| r.into_domain(&self.secrets)).transpose()
             }
         }
 
@@ -153,6 +153,10 @@ macro_rules! impl_store {
             async fn ready(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1 FROM accounts LIMIT 1").execute(self.reader()).await.map_err(db_err)?;
                 Ok(())
+            }
+
+            async fn rotate_secrets(&self) -> StoreResult<herald_core::secrets::ResealReport> {
+                self.reseal_secrets(herald_core::secrets::Reseal::Rotate).await
             }
 
             async fn create_account(&self, name: &str, dev_mode: bool, keys: &[NewApiKey]) -> StoreResult<Account> {
@@ -431,13 +435,13 @@ macro_rules! impl_store {
                     .bind(c.account_id)
                     .bind(&c.name)
                     .bind(c.channel_type.as_str())
-                    .bind(c.config.to_string())
+                    .bind(self.secrets.seal_channel_config(&c.id, &c.config).to_string())
                     .bind(attempt == 0)
                     .bind(now)
                     .fetch_one(self.writer())
                     .await;
                     match res.map_err(db_err) {
-                        Ok(row) => return row.try_into(),
+                        Ok(row) => return row.into_domain(&self.secrets),
                         Err(herald_core::StoreError::Conflict(_)) if attempt == 0 => continue,
                         Err(e) => return Err(e),
                     }
@@ -457,7 +461,7 @@ macro_rules! impl_store {
                 .fetch_all(self.reader())
                 .await
                 .map_err(db_err)?;
-                to_domain(rows)
+                rows.into_iter().map(|r| r.into_domain(&self.secrets)).collect()
             }
 
             async fn default_channel(&self, account_id: i64, channel_type: ChannelType) -> StoreResult<Option<Channel>> {
@@ -469,7 +473,7 @@ macro_rules! impl_store {
                 .fetch_optional(self.reader())
                 .await
                 .map_err(db_err)?;
-                row.map(Channel::try_from).transpose()
+                row.map(|r| r.into_domain(&self.secrets)).transpose()
             }
 
             async fn update_channel(&self, account_id: i64, id: &str, patch: &ChannelPatch) -> StoreResult<Option<Channel>> {
@@ -494,14 +498,14 @@ macro_rules! impl_store {
                 .bind(account_id)
                 .bind(id)
                 .bind(patch.name.as_deref())
-                .bind(patch.config.as_ref().map(Value::to_string))
+                .bind(patch.config.as_ref().map(|c| self.secrets.seal_channel_config(id, c).to_string()))
                 .bind(patch.make_default)
                 .bind(now_ms())
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(db_err)?;
                 tx.commit().await.map_err(db_err)?;
-                row.map(Channel::try_from).transpose()
+                row.map(|r| r.into_domain(&self.secrets)).transpose()
             }
 
             async fn delete_channel(&self, account_id: i64, id: &str) -> StoreResult<bool> {

@@ -1,6 +1,8 @@
 //! Herald's storage: the [`Store`] trait of `herald-core` implemented once, by a macro, for
 //! SQLite and for PostgreSQL. Both share the same SQL (SQLite accepts `$n` placeholders) and
-//! the same schema; only migrations and a few engine-specific statements differ.
+//! the same schema; only migrations and a few engine-specific statements differ. Secrets are
+//! sealed here on the way in and opened on the way out (`secrets.rs`, herald-core `secrets`):
+//! callers see plaintext, the database holds none.
 #![forbid(unsafe_code)]
 
 #[macro_use]
@@ -16,13 +18,16 @@ mod outbox_rows;
 mod pairing;
 mod receipts;
 mod rows;
+mod secrets;
 mod webhooks;
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::StoreError;
+use herald_core::secrets::{Keyring, Reseal};
 use herald_core::store::Store;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -33,12 +38,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    secrets: Arc<Keyring>,
 }
 
 /// The PostgreSQL backend, for several nodes sharing one database.
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    secrets: Arc<Keyring>,
 }
 
 /// Which engine a database URL selects.
@@ -80,6 +87,11 @@ fn unavailable(e: &sqlx::Error) -> bool {
     }
 }
 
+/// The file a SQLite database URL (or plain path) names; `None` for PostgreSQL.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    (Backend::of(url) == Backend::Sqlite).then(|| sqlite_path(url).into())
+}
+
 /// The file a SQLite database URL (`sqlite://path`, `sqlite:path` or a plain path) names.
 pub fn sqlite_path(url: &str) -> &str {
     url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url)
@@ -87,7 +99,7 @@ pub fn sqlite_path(url: &str) -> &str {
 
 impl SqliteStore {
     /// Opens (creating file and folder when missing) a SQLite database.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, secrets: Arc<Keyring>) -> Result<Self, StoreError> {
         let path = sqlite_path(url);
         if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(Box::new(e)))?;
@@ -98,12 +110,23 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Freed space inside pages is zeroed (at no extra I/O), so a secret replaced by its
+            // sealed form, or by a new key, leaves no plaintext behind in the file.
+            .pragma("secure_delete", "FAST");
         let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await.map_err(db_err)?;
         let read =
             SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await.map_err(db_err)?;
         spawn_checkpointer(write.clone(), format!("{path}-wal"));
-        Ok(Self { write, read })
+        Ok(Self { write, read, secrets })
+    }
+
+    /// After secrets were rewritten: moves the new pages into the database file and empties the
+    /// write-ahead log, so the old page images (plaintext, or under a retired key) are gone.
+    async fn flush_old_pages(&self) {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.write).await {
+            tracing::warn!(error = %e, "SQLite WAL checkpoint after sealing secrets failed");
+        }
     }
 
     async fn listen_for_work(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
@@ -148,7 +171,7 @@ fn spawn_checkpointer(write: SqlitePool, wal_path: String) {
 
 impl PgStore {
     /// Connects to PostgreSQL.
-    pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, max_connections: u32, secrets: Arc<Keyring>) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             // A request waits this long for a connection; then it is a 503 with Retry-After (the
@@ -157,8 +180,11 @@ impl PgStore {
             .connect(url)
             .await
             .map_err(db_err)?;
-        Ok(Self { pool })
+        Ok(Self { pool, secrets })
     }
+
+    /// Old row versions are PostgreSQL's to vacuum; nothing to do here.
+    async fn flush_old_pages(&self) {}
 
     /// Listens on `herald_work` with a dedicated connection, forwarding each notification.
     /// The listener reconnects by itself; a lost notification only costs one poll interval.
@@ -203,25 +229,30 @@ impl PgStore {
     }
 }
 
-/// Opens the database a URL names and applies pending migrations.
-pub async fn open(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+/// Opens the database a URL names, applies pending migrations and seals any secret still
+/// stored in clear; fails when a stored secret opens under neither of `secrets`' keys.
+pub async fn open(url: &str, max_connections: u32, secrets: Keyring) -> Result<Arc<dyn Store>, StoreError> {
+    let secrets = Arc::new(secrets);
     Ok(match Backend::of(url) {
         Backend::Postgres => {
-            let store = PgStore::open(url, max_connections).await?;
+            let store = PgStore::open(url, max_connections, secrets).await?;
             migrate::postgres(&store.pool).await?;
             store.canonicalize_devices().await?;
+            store.reseal_secrets(Reseal::Plaintext).await?;
             Arc::new(store)
         }
         Backend::Sqlite => {
-            let store = SqliteStore::open(url).await?;
+            let store = SqliteStore::open(url, secrets).await?;
             migrate::sqlite(&store.write).await?;
             store.canonicalize_devices().await?;
+            store.reseal_secrets(Reseal::Plaintext).await?;
             Arc::new(store)
         }
     })
 }
 
-/// Applies pending migrations without keeping a store open (`herald migrate`).
-pub async fn migrate_only(url: &str) -> Result<(), StoreError> {
-    open(url, 2).await.map(drop)
+/// Applies pending migrations (and seals plaintext secrets) without keeping a store open
+/// (`herald migrate`).
+pub async fn migrate_only(url: &str, secrets: Keyring) -> Result<(), StoreError> {
+    open(url, 2, secrets).await.map(drop)
 }

@@ -3,6 +3,7 @@
 
 use herald_core::StoreError;
 use herald_core::model::*;
+use herald_core::secrets::Keyring;
 use serde_json::Value;
 
 /// Parses a stored enum name.
@@ -188,21 +189,21 @@ pub(crate) struct ChannelRow {
     updated_at: i64,
 }
 
-impl TryFrom<ChannelRow> for Channel {
-    type Error = StoreError;
-    fn try_from(r: ChannelRow) -> Result<Self, StoreError> {
+impl ChannelRow {
+    /// The channel with its config's secrets opened: there is no conversion that skips them.
+    pub(crate) fn into_domain(self, secrets: &Keyring) -> Result<Channel, StoreError> {
         Ok(Channel {
-            id: r.id,
-            account_id: r.account_id,
-            name: r.name,
-            channel_type: parse(&r.channel_type, ChannelType::parse)?,
-            config: json(&r.config)?,
-            is_default: r.is_default,
-            health: parse(&r.health, ChannelHealth::parse)?,
-            last_error: r.last_error,
-            last_error_at: r.last_error_at,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            config: secrets.open_channel_config(&self.id, json(&self.config)?)?,
+            id: self.id,
+            account_id: self.account_id,
+            name: self.name,
+            channel_type: parse(&self.channel_type, ChannelType::parse)?,
+            is_default: self.is_default,
+            health: parse(&self.health, ChannelHealth::parse)?,
+            last_error: self.last_error,
+            last_error_at: self.last_error_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
         })
     }
 }

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use herald_core::StoreError;
 use herald_core::clock::Millis;
+use herald_core::secrets::Keyring;
 use herald_core::store::StoreResult;
 use herald_core::webhooks::*;
 use serde_json::Value;
@@ -23,20 +24,20 @@ struct WebhookRow {
     updated_at: i64,
 }
 
-impl TryFrom<WebhookRow> for Webhook {
-    type Error = StoreError;
-    fn try_from(r: WebhookRow) -> Result<Self, StoreError> {
+impl WebhookRow {
+    /// The webhook with its signing secret opened.
+    fn into_domain(self, secrets: &Keyring) -> Result<Webhook, StoreError> {
         Ok(Webhook {
-            id: r.id,
-            account_id: r.account_id,
-            url: r.url,
-            events: serde_json::from_str(&r.events).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            secret: r.secret,
-            enabled: r.enabled,
-            disabled_reason: r.disabled_reason,
-            failing_since: r.failing_since,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            secret: secrets.open_webhook_secret(&self.id, &self.secret)?,
+            id: self.id,
+            account_id: self.account_id,
+            url: self.url,
+            events: serde_json::from_str(&self.events).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            enabled: self.enabled,
+            disabled_reason: self.disabled_reason,
+            failing_since: self.failing_since,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
         })
     }
 }
@@ -54,24 +55,29 @@ struct HookRow {
     url: Option<String>,
     secret: Option<String>,
     enabled: Option<bool>,
+    channel_id: Option<String>,
     config: Option<String>,
 }
 
 impl HookRow {
     /// Resolves where the hook goes: the (enabled) webhook's URL and secret, or the channel's
-    /// callback URL and Basic credential. An empty URL means "nowhere any more".
-    fn into_claimed(self, lease: &str) -> ClaimedHook {
+    /// callback URL and Basic credential (opened). An empty URL means "nowhere any more".
+    fn into_claimed(self, lease: &str, secrets: &Keyring) -> Result<ClaimedHook, StoreError> {
         let (url, secret) = if self.kind == "webhook" {
-            match (self.enabled, self.url, self.secret) {
-                (Some(true), Some(url), Some(secret)) => (url, secret),
+            match (self.enabled, self.url, self.webhook_id.as_deref(), self.secret) {
+                (Some(true), Some(url), Some(id), Some(secret)) => (url, secrets.open_webhook_secret(id, &secret)?),
                 _ => (String::new(), String::new()),
             }
         } else {
             let config: Value = self.config.as_deref().and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default();
+            let config = match self.channel_id.as_deref() {
+                Some(id) => secrets.open_channel_config(id, config)?,
+                None => Value::Null,
+            };
             let get = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
             (get("callback_url"), get("callback_auth"))
         };
-        ClaimedHook {
+        Ok(ClaimedHook {
             lease: lease.to_string(),
             id: self.id,
             account_id: self.account_id,
@@ -83,7 +89,7 @@ impl HookRow {
             url,
             secret,
             created_at: self.created_at,
-        }
+        })
     }
 }
 
@@ -193,7 +199,7 @@ macro_rules! impl_webhooks {
                 .bind(h.account_id)
                 .bind(&h.url)
                 .bind(Value::from(h.events.clone()).to_string())
-                .bind(&h.secret)
+                .bind(self.secrets.seal_webhook_secret(&h.id, &h.secret))
                 .bind(h.enabled)
                 .bind(h.created_at)
                 .execute(self.writer())
@@ -210,7 +216,7 @@ macro_rules! impl_webhooks {
                         .fetch_optional(self.reader())
                         .await
                         .map_err(db_err)?;
-                row.map(Webhook::try_from).transpose()
+                row.map(|r| r.into_domain(&self.secrets)).transpose()
             }
 
             async fn list_webhooks(&self, account_id: i64) -> StoreResult<Vec<Webhook>> {
@@ -221,7 +227,7 @@ macro_rules! impl_webhooks {
                 .fetch_all(self.reader())
                 .await
                 .map_err(db_err)?;
-                rows.into_iter().map(Webhook::try_from).collect()
+                rows.into_iter().map(|r| r.into_domain(&self.secrets)).collect()
             }
 
             async fn update_webhook(&self, account_id: i64, id: &str, p: &WebhookPatch) -> StoreResult<Option<Webhook>> {
@@ -238,12 +244,12 @@ macro_rules! impl_webhooks {
                 .bind(p.url.as_deref())
                 .bind(p.events.as_ref().map(|e| Value::from(e.clone()).to_string()))
                 .bind(p.enabled)
-                .bind(p.secret.as_deref())
+                .bind(p.secret.as_deref().map(|s| self.secrets.seal_webhook_secret(id, s)))
                 .bind(herald_core::clock::now_ms())
                 .fetch_optional(self.writer())
                 .await
                 .map_err(db_err)?;
-                row.map(Webhook::try_from).transpose()
+                row.map(|r| r.into_domain(&self.secrets)).transpose()
             }
 
             async fn delete_webhook(&self, account_id: i64, id: &str) -> StoreResult<bool> {
@@ -304,7 +310,7 @@ macro_rules! impl_webhooks {
                 }
                 let rows: Vec<HookRow> = sqlx::query_as(
                     "SELECT h.id, h.account_id, h.kind, h.webhook_id, h.event_id, h.payload, h.attempts, h.created_at, \
-                     w.url, w.secret, w.enabled, c.config FROM webhook_deliveries h \
+                     w.url, w.secret, w.enabled, h.channel_id, c.config FROM webhook_deliveries h \
                      LEFT JOIN webhooks w ON w.id = h.webhook_id LEFT JOIN channels c ON c.id = h.channel_id \
                      WHERE h.lease_owner = $1 AND h.status = 'sending' ORDER BY h.id",
                 )
@@ -312,7 +318,7 @@ macro_rules! impl_webhooks {
                 .fetch_all(self.writer())
                 .await
                 .map_err(db_err)?;
-                Ok(rows.into_iter().map(|r| r.into_claimed(lease)).collect())
+                rows.into_iter().map(|r| r.into_claimed(lease, &self.secrets)).collect()
             }
 
             async fn record_hooks(&self, results: &[HookResult], now: Millis) -> StoreResult<Vec<Webhook>> {
@@ -359,7 +365,7 @@ macro_rules! impl_webhooks {
                     .await
                     .map_err(db_err)?;
                     if let Some(row) = gone {
-                        disabled.push(Webhook::try_from(row)?);
+                        disabled.push(row.into_domain(&self.secrets)?);
                     }
                 }
                 let events: Vec<Event> = disabled

@@ -68,7 +68,8 @@ fn webhook_sender(config: &Config) -> Result<Arc<dyn HookSender>, String> {
 
 /// Opens storage and builds the service layer with its delivery seam.
 pub async fn service(config: &Config, max_connections: u32) -> Result<(Service, Arc<Providers>, Arc<Notify>), String> {
-    let store = herald_store::open(&config.database_url, max_connections)
+    let keyring = crate::secrets::keyring(config)?;
+    let store = herald_store::open(&config.database_url, max_connections, keyring)
         .await
         .map_err(|e| format!("cannot open database: {}", chain(&e)))?;
     let networks = herald_providers::ssrf::parse_networks(&config.outbound_allow).map_err(|e| e.to_string())?;

@@ -1,5 +1,5 @@
 //! The command line: `herald serve`, `migrate`, `account create`, `channel create`,
-//! `vapid generate`, `config`.
+//! `vapid generate`, `secrets generate|rotate`, `config`.
 
 use std::path::PathBuf;
 
@@ -39,6 +39,9 @@ pub enum Command {
     /// VAPID keys.
     #[command(subcommand)]
     Vapid(VapidCmd),
+    /// The master key that encrypts secrets at rest.
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
     /// Send a notification to a user (queued durably; a running `herald serve` delivers it).
     Send(SendArgs),
     /// Print the commented default configuration.
@@ -116,6 +119,15 @@ pub enum VapidCmd {
     Generate,
 }
 
+/// `herald secrets …`
+#[derive(Subcommand)]
+pub enum SecretsCmd {
+    /// Print a new master key (for `secret_key` / HERALD_SECRET_KEY).
+    Generate,
+    /// Re-encrypt every stored secret under `secret_key`, from `secret_key_previous`.
+    Rotate,
+}
+
 /// Runs the CLI; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     match dispatch(cli).await {
@@ -142,6 +154,10 @@ async fn dispatch(cli: Cli) -> Result<(), String> {
             println!("public_key={}\nprivate_key_pkcs8={}", pair.public_key_b64url, pair.private_pkcs8_b64);
             Ok(())
         }
+        Command::Secrets(SecretsCmd::Generate) => {
+            println!("{}", herald_core::secrets::generate_key());
+            Ok(())
+        }
         command => {
             let config = Config::load(cli.config.as_deref())?;
             crate::init_tracing(&config);
@@ -157,14 +173,16 @@ async fn dispatch(cli: Cli) -> Result<(), String> {
                     served
                 }
                 Command::Migrate => {
-                    herald_store::migrate_only(&config.database_url).await.map_err(|e| chain(&e))?;
+                    let keyring = crate::secrets::keyring(&config)?;
+                    herald_store::migrate_only(&config.database_url, keyring).await.map_err(|e| chain(&e))?;
                     println!("migrations applied");
                     Ok(())
                 }
                 Command::Account(cmd) => account(&config, cmd).await,
                 Command::Channel(ChannelCmd::Create(args)) => channel(&config, args).await,
                 Command::Send(args) => send(&config, args).await,
-                Command::Config | Command::Openapi | Command::Vapid(_) => {
+                Command::Secrets(SecretsCmd::Rotate) => rotate(&config).await,
+                Command::Config | Command::Openapi | Command::Vapid(_) | Command::Secrets(SecretsCmd::Generate) => {
                     unreachable!("handled above")
                 }
             }
@@ -242,5 +260,19 @@ async fn send(config: &Config, args: SendArgs) -> Result<(), String> {
     };
     let accepted = svc.send_notification(args.account, req).await.map_err(describe)?;
     println!("{}", serde_json::to_string_pretty(&accepted).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+/// Opening the store already checks that every secret opens under the configured keys (and
+/// seals plaintext); rotation then moves what is under the previous key to the current one.
+async fn rotate(config: &Config) -> Result<(), String> {
+    let svc = service(config).await?;
+    let report = svc.rotate_secrets().await.map_err(describe)?;
+    let key = crate::secrets::keyring(config)?.current_id().to_string();
+    println!("channels re-encrypted: {}\nwebhooks re-encrypted: {}", report.channels, report.webhooks);
+    println!("every stored secret is now under master key {key}");
+    if !config.secret_key_previous.trim().is_empty() {
+        println!("secret_key_previous is no longer needed: remove it and restart");
+    }
     Ok(())
 }

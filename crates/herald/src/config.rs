@@ -7,6 +7,7 @@ use std::path::Path;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use herald_core::secrets::MasterKey;
 use serde::Deserialize;
 
 /// The commented default configuration, also printed by `herald config`.
@@ -21,6 +22,8 @@ pub struct Config {
     pub database_max_connections: u32,
     pub public_url: String,
     pub admin_token: String,
+    pub secret_key: String,
+    pub secret_key_previous: String,
     pub outbound_allow: String,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
@@ -56,10 +59,16 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
             .field("public_url", &self.public_url)
-            .field("admin_token", &if self.admin_token.is_empty() { "" } else { "<redacted>" })
+            .field("admin_token", &redact(&self.admin_token))
+            .field("secret_key", &redact(&self.secret_key))
+            .field("secret_key_previous", &redact(&self.secret_key_previous))
             .field("outbound_allow", &self.outbound_allow)
             .finish_non_exhaustive()
     }
+}
+
+fn redact(secret: &str) -> &'static str {
+    if secret.is_empty() { "" } else { "<redacted>" }
 }
 
 fn redact_url(url: &str) -> String {
@@ -79,6 +88,8 @@ const SETTINGS: &[&str] = &[
     "database_max_connections",
     "public_url",
     "admin_token",
+    "secret_key",
+    "secret_key_previous",
     "outbound_allow",
     "max_body_bytes",
     "log_format",
@@ -135,6 +146,7 @@ impl Config {
         if !self.admin_token.is_empty() && self.admin_token.len() < 16 {
             return Err("invalid setting `admin_token`: use at least 16 characters".into());
         }
+        self.master_keys()?;
         if self.database_max_connections == 0 {
             return Err("invalid setting `database_max_connections`: must be at least 1".into());
         }
@@ -177,6 +189,18 @@ impl Config {
             poll: Duration::from_millis(self.delivery_poll_ms),
             fanout_batch: 1000,
         }
+    }
+
+    /// The configured master keys, current and previous, when set.
+    pub fn master_keys(&self) -> Result<(Option<MasterKey>, Option<MasterKey>), String> {
+        let parse = |name: &str, value: &str| {
+            let value = value.trim();
+            (!value.is_empty())
+                .then(|| MasterKey::parse(value))
+                .transpose()
+                .map_err(|e| format!("invalid setting `{name}`: {e} (`herald secrets generate` prints a key)"))
+        };
+        Ok((parse("secret_key", &self.secret_key)?, parse("secret_key_previous", &self.secret_key_previous)?))
     }
 
     /// The public base URL without a trailing slash.
@@ -246,6 +270,8 @@ mod tests {
             ("max_body_bytes = \"big\"", "max_body_bytes"),
             ("log_format = \"xml\"", "log_format"),
             ("colour = \"blue\"", "colour"),
+            ("secret_key = \"c2hvcnQ=\"", "secret_key"),
+            ("secret_key_previous = \"not base64!\"", "secret_key_previous"),
         ];
         for (toml, setting) in cases {
             let err = load_file(toml).unwrap_err();
@@ -264,7 +290,10 @@ mod tests {
         let mut c = Config::defaults();
         c.admin_token = "super-secret-admin-token".into();
         c.database_url = "postgres://herald:hunter2@db/herald".into();
+        c.secret_key = herald_core::secrets::generate_key();
+        c.secret_key_previous = herald_core::secrets::generate_key();
         let shown = format!("{c:?}");
         assert!(!shown.contains("super-secret") && !shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains(&c.secret_key) && !shown.contains(&c.secret_key_previous), "{shown}");
     }
 }

@@ -8,6 +8,7 @@ pub mod compat;
 pub mod config;
 pub mod http;
 pub mod outbound;
+pub mod secrets;
 
 pub use app::App;
 pub use config::Config;

@@ -76,6 +76,11 @@ impl Service {
         self.hooks_wake.clone()
     }
 
+    /// Re-encrypts every stored secret under the current master key (`herald secrets rotate`).
+    pub async fn rotate_secrets(&self) -> Result<crate::secrets::ResealReport, crate::ServiceError> {
+        Ok(self.store.rotate_secrets().await?)
+    }
+
     /// The underlying store (for readiness checks and the delivery engine).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

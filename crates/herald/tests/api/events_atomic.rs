@@ -60,9 +60,9 @@ async fn op(base: String, sk: String, seed: u64, known: Vec<i64>) -> Option<i64>
 }
 
 async fn changes_and_their_events_commit_together(b: Backend) {
-    let (db, url) = database_for(b).await;
+    let db = database_for(b).await;
     let receiver = MockPush::start().await;
-    let mut node = Node::start(&url).await;
+    let mut node = Node::start(&db).await;
     let (sk, _) = node.account_with_channel().await;
     let events = ["subscription.created", "subscription.updated", "subscription.deactivated", "subscription.deleted"];
     let (status, _) = node
@@ -91,7 +91,7 @@ async fn changes_and_their_events_commit_together(b: Backend) {
         }
         done += burst;
         if kill {
-            node = Node::start(&url).await;
+            node = Node::start(&db).await;
         }
     }
     assert!(kills > 0);

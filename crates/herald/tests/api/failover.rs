@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::helpers::*;
 use crate::mock_push::{MockPush, Reply};
-use crate::process::{Node, browsers, database_for};
+use crate::process::{Node, browsers, database_for, node_url};
 
 const IN_FLIGHT: usize = 200;
 /// Long leases and a long provider timeout: a hanging send stays in flight until its node dies.
@@ -51,16 +51,16 @@ async fn resent_within(mock: &MockPush, n: usize, limit: Duration, since: Instan
 }
 
 async fn sqlite_restart_resends_in_flight_deliveries_at_once() {
-    let (_db, url) = database_for(Backend::Sqlite).await;
+    let db = database_for(Backend::Sqlite).await;
     let mock = MockPush::start().await;
-    let mut node = Node::start_with(&url, SLOW).await;
+    let mut node = Node::start_with(&db, SLOW).await;
     let (sk, _) = node.account_with_channel().await;
     browsers(&node, &sk, &mock, IN_FLIGHT).await;
     let id = hang_everything(&node, &sk, &mock).await;
     node.kill();
     mock.fallback(Reply::status(201));
     let restarted = Instant::now();
-    let node = Node::start_with(&url, SLOW).await;
+    let node = Node::start_with(&db, SLOW).await;
     let took = resent_within(&mock, 2 * IN_FLIGHT, Duration::from_secs(5), restarted).await;
     eprintln!("SQLite: {IN_FLIGHT} in-flight deliveries re-sent {took:?} after the restart began");
     assert!(took <= Duration::from_secs(5), "re-sent after {took:?}");
@@ -70,8 +70,9 @@ async fn sqlite_restart_resends_in_flight_deliveries_at_once() {
 }
 
 async fn a_second_server_on_one_sqlite_file_refuses_to_start() {
-    let (_db, url) = database_for(Backend::Sqlite).await;
-    let node = Node::start(&url).await;
+    let db = database_for(Backend::Sqlite).await;
+    let url = node_url(&db);
+    let node = Node::start(&db).await;
     let second = Command::new(env!("CARGO_BIN_EXE_herald"))
         .arg("serve")
         .env("HERALD_LISTEN", "127.0.0.1:0")
@@ -94,14 +95,14 @@ async fn a_second_server_on_one_sqlite_file_refuses_to_start() {
 }
 
 async fn postgres_a_dead_nodes_deliveries_move_within_seconds() {
-    let (db, url) = database_for(Backend::Postgres).await;
+    let db = database_for(Backend::Postgres).await;
     let mock = MockPush::start().await;
-    let mut a = Node::start_with(&url, SLOW).await;
+    let mut a = Node::start_with(&db, SLOW).await;
     let (sk, _) = a.account_with_channel().await;
     browsers(&a, &sk, &mock, IN_FLIGHT).await;
     // Only A runs while the sends start, so A holds every lease.
     let id = hang_everything(&a, &sk, &mock).await;
-    let b = Node::start_with(&url, SLOW).await;
+    let b = Node::start_with(&db, SLOW).await;
     // A, B and the test's own server (B registers just after it answers /readyz).
     let deadline = Instant::now() + Duration::from_secs(5);
     while db.scalar_i64("SELECT COUNT(*) FROM nodes").await < 3 {

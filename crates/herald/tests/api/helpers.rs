@@ -63,6 +63,8 @@ pub struct TestApp {
     pub db: DbConn,
     /// The database the server uses (a path for SQLite).
     pub database_url: String,
+    /// The server's configuration, for restarts and for child processes on the same database.
+    pub config: Config,
     db_kind: Arc<Db>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -116,17 +118,13 @@ impl TestApp {
         // Many tests present bad credentials on purpose, all from 127.0.0.1; the tests of the
         // failed-authentication budget set their own.
         config.auth_failures_per_minute = 1_000_000;
+        // PostgreSQL requires a master key; SQLite tests run without one, so every one of them
+        // also goes through the key file created beside the database.
+        if backend == Backend::Postgres {
+            config.secret_key = herald_core::secrets::generate_key();
+        }
         tweak(&mut config);
-        let app = App::build(&config).await.expect("server builds");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let (tx, rx) = oneshot::channel();
-        let server = tokio::spawn(async move {
-            app.run_until(async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
+        let (base, tx, server) = serve(&config).await;
         let db = match backend {
             Backend::Sqlite => DbConn::Sqlite(SqlitePool::connect(&format!("sqlite://{database_url}")).await.unwrap()),
             Backend::Postgres => DbConn::Postgres(PgPool::connect(&database_url).await.unwrap()),
@@ -136,10 +134,42 @@ impl TestApp {
             http: reqwest::Client::new(),
             db,
             database_url,
+            config,
             db_kind: Arc::new(db_kind),
             shutdown: Some(tx),
             server: Some(server),
         }
+    }
+
+    /// Stops the server and starts a new one on the same database, after `tweak` adjusts the
+    /// configuration (e.g. other master keys); the new one may answer on another port.
+    pub async fn restart_with(&mut self, tweak: impl FnOnce(&mut Config)) {
+        self.stop().await;
+        tweak(&mut self.config);
+        let (base, tx, server) = serve(&self.config).await;
+        (self.base, self.shutdown, self.server) = (base, Some(tx), Some(server));
+    }
+
+    /// Stops the server (gracefully), keeping the database.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
+    /// The master-key settings as environment variables, for a `herald` child process.
+    pub fn secret_env(&self) -> Vec<(&'static str, String)> {
+        [
+            ("HERALD_SECRET_KEY", &self.config.secret_key),
+            ("HERALD_SECRET_KEY_PREVIOUS", &self.config.secret_key_previous),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k, v.clone()))
+        .collect()
     }
 
     /// Sends a request with an optional bearer token and JSON body.
@@ -254,11 +284,8 @@ impl TestApp {
     /// Opens the database again as a second server would (migrations and the start-up
     /// canonicalisation run), without serving, then closes it.
     pub async fn reopen(&self) {
-        let mut config = Config::defaults();
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.database_url = self.database_url.clone();
+        let mut config = self.config.clone();
         config.database_max_connections = 2;
-        config.admin_token = ADMIN_TOKEN.into();
         config.workers = false;
         drop(App::build(&config).await.expect("the database opens again"));
     }
@@ -279,6 +306,21 @@ impl TestApp {
             DbConn::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(p).await.unwrap(),
         }
     }
+}
+
+/// Builds and runs a server; returns its base URL, the sender that stops it and its task.
+async fn serve(config: &Config) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let app = App::build(config).await.expect("server builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let (tx, rx) = oneshot::channel();
+    let server = tokio::spawn(async move {
+        app.run_until(async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    (base, tx, server)
 }
 
 async fn read(res: reqwest::Response) -> (StatusCode, Value) {

@@ -23,5 +23,6 @@ mod openapi;
 mod outage;
 mod pairing;
 mod process;
+mod secrets;
 mod subscriptions;
 mod webhooks;

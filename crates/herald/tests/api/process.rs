@@ -23,11 +23,13 @@ fn free_port() -> u16 {
 }
 
 impl Node {
-    pub async fn start(database_url: &str) -> Node {
-        Self::start_with(database_url, &[]).await
+    /// Starts a node on `db`'s database, with its master keys.
+    pub async fn start(db: &TestApp) -> Node {
+        Self::start_with(db, &[]).await
     }
 
-    pub async fn start_with(database_url: &str, extra_env: &[(&str, &str)]) -> Node {
+    pub async fn start_with(db: &TestApp, extra_env: &[(&str, &str)]) -> Node {
+        let database_url = node_url(db);
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("herald-node-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -44,6 +46,7 @@ impl Node {
             .env("HERALD_DELIVERY_POLL_MS", "100")
             .env("HERALD_DATABASE_MAX_CONNECTIONS", "8")
             .env("RUST_LOG", "warn")
+            .envs(db.secret_env())
             .envs(extra_env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -144,18 +147,22 @@ fn tally(mock: &MockPush, keys: &HashMap<String, UaKeyPair>, upto: Option<usize>
     seen
 }
 
-pub(crate) async fn database_for(b: Backend) -> (TestApp, String) {
+pub(crate) async fn database_for(b: Backend) -> TestApp {
     // TestApp owns the database's lifetime (and cleanup); its in-process server has its workers
     // switched off so only the child processes deliver.
-    let app = TestApp::spawn_with(b, |c| c.workers = false).await;
-    let url = app.database_url.clone();
-    (app, if url.starts_with("postgres") { url } else { format!("sqlite://{url}") })
+    TestApp::spawn_with(b, |c| c.workers = false).await
+}
+
+/// The database URL a child process is given.
+pub(crate) fn node_url(db: &TestApp) -> String {
+    let url = db.database_url.clone();
+    if url.starts_with("postgres") { url } else { format!("sqlite://{url}") }
 }
 
 async fn killed_mid_delivery_every_notification_arrives(b: Backend) {
-    let (_db, url) = database_for(b).await;
+    let db = database_for(b).await;
     let mock = MockPush::start().await;
-    let mut node = Node::start(&url).await;
+    let mut node = Node::start(&db).await;
     let (sk, _) = node.account_with_channel().await;
     let keys = browsers(&node, &sk, &mock, 100).await;
     mock.fallback(Reply::status(201).delay(Duration::from_millis(300)));
@@ -180,7 +187,7 @@ async fn killed_mid_delivery_every_notification_arrives(b: Backend) {
     }
     node.kill();
     let before_kill = mock.received().len();
-    let node = Node::start(&url).await;
+    let node = Node::start(&db).await;
     mock.fallback(Reply::status(201));
     for id in &ids {
         let n = node.wait_done(&sk, id, Duration::from_secs(60)).await;
@@ -198,8 +205,8 @@ async fn killed_mid_delivery_every_notification_arrives(b: Backend) {
 
 async fn killed_mid_fanout_ends_with_exactly_every_row(b: Backend) {
     const N: i64 = 100_000;
-    let (db, url) = database_for(b).await;
-    let mut node = Node::start(&url).await;
+    let db = database_for(b).await;
+    let mut node = Node::start(&db).await;
     let (sk, channel) = node.account_with_channel().await;
     seed_topic(&db, &channel, N).await;
     let (status, res) =
@@ -215,7 +222,7 @@ async fn killed_mid_fanout_ends_with_exactly_every_row(b: Backend) {
     node.kill();
     let at_kill = db.scalar_i64(&count).await;
     assert!(at_kill < N, "killed after the fan-out finished ({at_kill}); nothing was tested");
-    let node = Node::start(&url).await;
+    let node = Node::start(&db).await;
     let n = node.wait_done(&sk, &id, Duration::from_secs(180)).await;
     assert_eq!(n["fanout"], json!({"status": "done", "deliveries": N}));
     assert_eq!(db.scalar_i64(&count).await, N);
@@ -254,10 +261,10 @@ async fn seed_topic(db: &TestApp, channel: &str, n: i64) {
 }
 
 async fn two_nodes_share_the_work_without_duplicates() {
-    let (_db, url) = database_for(Backend::Postgres).await;
+    let db = database_for(Backend::Postgres).await;
     let mock = MockPush::start().await;
-    let a = Node::start(&url).await;
-    let b = Node::start(&url).await;
+    let a = Node::start(&db).await;
+    let b = Node::start(&db).await;
     let (sk, _) = a.account_with_channel().await;
     let keys = browsers(&a, &sk, &mock, 100).await;
     let users: Vec<String> = (0..100).map(|i| format!("u{i}")).collect();
@@ -323,10 +330,10 @@ mod postgres {
 /// SIGTERM finishes what it can within the grace period and puts the rest back in the queue,
 /// so another node picks it up at once instead of after a lease expiry.
 async fn sigterm_releases_unfinished_leases(b: Backend) {
-    let (db, url) = database_for(b).await;
+    let db = database_for(b).await;
     let mock = MockPush::start().await;
     let mut node = Node::start_with(
-        &url,
+        &db,
         &[
             ("HERALD_SHUTDOWN_GRACE_SECONDS", "1"),
             ("HERALD_DELIVERY_LEASE_SECONDS", "60"),
@@ -352,7 +359,7 @@ async fn sigterm_releases_unfinished_leases(b: Backend) {
     };
     assert_eq!(db.scalar_i64(&q("queued")).await, 3, "leases released, attempts not counted");
     mock.fallback(Reply::status(201));
-    let node = Node::start(&url).await;
+    let node = Node::start(&db).await;
     let n = node.wait_done(&sk, &id, Duration::from_secs(10)).await;
     assert_eq!(n["counts"]["delivered"], 3);
 }
