@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod jwt;
 pub mod keys;
+pub mod metrics;
 pub mod model;
 pub mod outbox;
 pub mod pairing_store;

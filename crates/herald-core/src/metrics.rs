@@ -17,8 +17,16 @@ const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 pub const SERIES: &[(&str, &str, &str)] = &[
     ("herald_http_requests_total", "counter", "HTTP requests answered, by surface, route template and status."),
     ("herald_http_request_duration_seconds", "histogram", "Time to answer an HTTP request, by surface and route."),
-    ("herald_deliveries_total", "counter", "Delivery attempts by provider and outcome (delivered, retried, gone, channel_error, failed, expired)."),
-    ("herald_delivery_latency_seconds", "histogram", "From the send being accepted to the push service's answer, by provider."),
+    (
+        "herald_deliveries_total",
+        "counter",
+        "Delivery attempts by provider and outcome (delivered, retried, gone, channel_error, failed, expired).",
+    ),
+    (
+        "herald_delivery_latency_seconds",
+        "histogram",
+        "From the send being accepted to the push service's answer, by provider.",
+    ),
     ("herald_provider_request_duration_seconds", "histogram", "One request to a push service, by provider."),
     ("herald_queue_depth", "gauge", "Deliveries by state: due, scheduled, retrying, leased."),
     ("herald_fanouts_pending", "gauge", "Broadcasts still being expanded."),
@@ -152,6 +160,13 @@ pub struct StoredState {
     pub channels_unhealthy: i64,
     /// (idle, in use) connections of this process's pools.
     pub pool: (u32, u32),
+}
+
+/// Reads [`StoredState`]; implemented next to [`crate::store::Store`].
+#[async_trait::async_trait]
+pub trait MetricsStore: Send + Sync {
+    /// The counts behind the gauges, as of `now`.
+    async fn stored_state(&self, now: crate::clock::Millis) -> crate::store::StoreResult<StoredState>;
 }
 
 /// Puts a fresh reading of stored state into the gauges.

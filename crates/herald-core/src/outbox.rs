@@ -62,6 +62,9 @@ pub struct Claimed {
     pub content: String,
     pub options: String,
     pub expires_at: Millis,
+    /// When the notification was due to go out (accepted, or its `send_at`): delivery latency
+    /// is measured from here.
+    pub due_at: Millis,
 }
 
 /// What to write back for one delivery.

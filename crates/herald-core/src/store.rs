@@ -108,6 +108,7 @@ pub trait Store:
     + crate::pairing_store::PairingStore
     + crate::receipts::ReceiptStore
     + crate::cluster::NodeStore
+    + crate::metrics::MetricsStore
     + Send
     + Sync
     + 'static

@@ -12,6 +12,7 @@ mod canonical;
 mod cluster;
 mod compat;
 mod imp;
+mod metrics;
 mod migrate;
 mod outbox;
 mod outbox_rows;

@@ -402,7 +402,7 @@ macro_rules! impl_outbox {
                     "SELECT d.id, d.message_id, d.notification_id, d.account_id, d.attempts, d.channel_id, d.subscription_id, \
                      COALESCE(s.identifier, '') AS identifier, COALESCE(s.settings, '{}') AS settings, \
                      COALESCE(s.kind, 'standard') AS kind, COALESCE(s.environment, 'production') AS environment, \
-                     COALESCE(s.status = 'active', FALSE) AS active, n.content, n.options, n.expires_at \
+                     COALESCE(s.status = 'active', FALSE) AS active, n.content, n.options, n.expires_at, n.send_at \
                      FROM deliveries d JOIN notifications n ON n.id = d.notification_id \
                      LEFT JOIN subscriptions s ON s.id = d.subscription_id \
                      WHERE d.lease_owner = $1 AND d.status = 'sending' ORDER BY d.id",

@@ -115,6 +115,7 @@ pub(crate) struct ClaimedRow {
     content: String,
     options: String,
     expires_at: i64,
+    send_at: i64,
 }
 
 impl ClaimedRow {
@@ -136,6 +137,7 @@ impl ClaimedRow {
             content: self.content,
             options: self.options,
             expires_at: self.expires_at,
+            due_at: self.send_at,
         }
     }
 }

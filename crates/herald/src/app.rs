@@ -37,6 +37,8 @@ pub struct App {
     node: Arc<Node>,
     cluster: Option<ClusterConfig>,
     wake: Arc<Notify>,
+    /// `metrics_listen`: `/metrics` without credentials, for a private network.
+    metrics: Option<TcpListener>,
 }
 
 /// Builds the providers every channel type is delivered with.
@@ -78,6 +80,23 @@ pub async fn service(config: &Config, max_connections: u32) -> Result<(Service, 
     let wake = Arc::new(Notify::new());
     let svc = Service::new(store, Arc::new(outbound)).with_delivery(providers.clone(), wake.clone());
     Ok((svc, providers, wake))
+}
+
+/// How often the gauges of stored state (queue depth, subscriptions, …) are read again.
+const METRICS_REFRESH: Duration = Duration::from_secs(10);
+
+/// Keeps the gauges of stored state fresh, so a scrape never queries the database.
+async fn refresh_metrics(store: Arc<dyn herald_core::store::Store>, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        match store.stored_state(herald_core::clock::now_ms()).await {
+            Ok(state) => herald_core::metrics::refresh_gauges(herald_core::metrics::global(), &state),
+            Err(e) => tracing::debug!(error = %e, "reading the metrics gauges failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(METRICS_REFRESH) => {}
+            _ = stop.changed() => {}
+        }
+    }
 }
 
 /// The lock `herald serve` holds beside a SQLite database while it serves: one serving process
@@ -149,6 +168,10 @@ impl App {
         };
         let listener =
             TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let metrics = match config.metrics_listen.parse::<std::net::SocketAddr>() {
+            Ok(addr) => Some(TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?),
+            Err(_) => None,
+        };
         // With port 0 the public URL must name the port actually bound.
         let public_url = if config.public_url.is_empty() {
             format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?)
@@ -179,6 +202,7 @@ impl App {
             node,
             cluster,
             wake,
+            metrics,
         })
     }
 
@@ -199,6 +223,17 @@ impl App {
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, workers = self.engine.is_some(), "herald listening");
         let (stop_tx, stop_rx) = watch::channel(false);
+        if let Some(listener) = self.metrics {
+            tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+            let mut stop = stop_rx.clone();
+            let router = crate::http::metrics::open_router();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { while stop.changed().await.is_ok() && !*stop.borrow() {} })
+                    .await;
+            });
+        }
+        tokio::spawn(refresh_metrics(self.state.svc.store().clone(), stop_rx.clone()));
         let hooks = self.hooks.map(|sender| {
             let svc = &self.state.svc;
             tokio::spawn(herald_core::delivery::hooks::run(

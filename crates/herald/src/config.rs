@@ -41,6 +41,7 @@ pub struct Config {
     pub provider_timeout_ms: u64,
     pub shutdown_grace_seconds: u64,
     pub node_timeout_seconds: u64,
+    pub metrics_listen: String,
     pub webhook_retry_base_ms: u64,
 }
 
@@ -107,6 +108,7 @@ const SETTINGS: &[&str] = &[
     "provider_timeout_ms",
     "shutdown_grace_seconds",
     "node_timeout_seconds",
+    "metrics_listen",
     "webhook_retry_base_ms",
 ];
 
@@ -149,6 +151,12 @@ impl Config {
         self.master_keys()?;
         if self.database_max_connections == 0 {
             return Err("invalid setting `database_max_connections`: must be at least 1".into());
+        }
+        if !self.metrics_listen.is_empty() && self.metrics_listen.parse::<SocketAddr>().is_err() {
+            return Err(format!(
+                "invalid setting `metrics_listen`: {:?} is not an address such as 10.0.0.5:9090",
+                self.metrics_listen
+            ));
         }
         if self.max_body_bytes < 1024 {
             return Err("invalid setting `max_body_bytes`: must be at least 1024".into());

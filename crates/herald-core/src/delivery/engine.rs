@@ -228,8 +228,11 @@ impl Engine {
         let config = self.config.clone();
         tokio::spawn(async move {
             let _host: OwnedSemaphorePermit = host.acquire_owned().await.expect("host semaphores are never closed");
+            let started = Instant::now();
             let outcome = provider.send(&job).await;
-            let _ = tx.send(settle(&row, &job, outcome, &config));
+            let result = settle(&row, &job, outcome, &config);
+            record_metrics(&job, &row, &result, started.elapsed());
+            let _ = tx.send(result);
             drop(permit);
         });
     }
@@ -405,6 +408,26 @@ fn result(
 }
 
 /// Turns a provider's answer into the row's next state.
+/// Counts one attempt by provider and outcome, and times it.
+fn record_metrics(job: &Job, row: &Claimed, r: &DeliveryResult, took: Duration) {
+    let m = crate::metrics::global();
+    let provider = job.channel.channel_type.as_str();
+    let outcome = match (&r.status, &r.outcome) {
+        (DeliveryStatus::Delivered, _) => "delivered",
+        (DeliveryStatus::Queued, _) => "retried",
+        (DeliveryStatus::Expired, _) => "expired",
+        (_, Some(Outcome::Gone { .. })) => "gone",
+        (_, Some(Outcome::ChannelError { .. })) => "channel_error",
+        _ => "failed",
+    };
+    m.inc("herald_deliveries_total", &[("provider", provider), ("outcome", outcome)]);
+    m.observe("herald_provider_request_duration_seconds", &[("provider", provider)], took.as_secs_f64());
+    if r.status != DeliveryStatus::Queued {
+        let latency = (now_ms() - row.due_at).max(0) as f64 / 1000.0;
+        m.observe("herald_delivery_latency_seconds", &[("provider", provider)], latency);
+    }
+}
+
 fn settle(row: &Claimed, job: &Job, outcome: Outcome, config: &EngineConfig) -> DeliveryResult {
     match &outcome {
         Outcome::Delivered { status, provider_message_id } => {

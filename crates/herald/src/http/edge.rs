@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -34,6 +34,18 @@ pub enum Surface {
 }
 
 impl Surface {
+    /// The label metrics use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Surface::Native => "native",
+            Surface::Doboard => "doboard",
+            Surface::Notiflows => "notiflows",
+            Surface::BrightPattern => "brightpattern",
+            Surface::Discord => "discord",
+            Surface::Bnotify => "bnotify",
+        }
+    }
+
     /// The surface of a request path.
     pub fn of(path: &str) -> Surface {
         let Some(rest) = path.strip_prefix("/compat/") else { return Surface::Native };
@@ -115,8 +127,31 @@ impl Edge {
     }
 }
 
-/// Middleware: the checks before, and the re-rendering after, as the module says.
+/// Middleware: the checks before, the re-rendering after (as the module says), and the request
+/// metrics (by surface, route template and status: bounded labels, never a path with ids).
 pub async fn layer(edge: Arc<Edge>, req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let surface = Surface::of(req.uri().path());
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_string();
+    let res = checked(edge, req, next).await;
+    let m = herald_core::metrics::global();
+    let status = res.status();
+    m.inc(
+        "herald_http_requests_total",
+        &[("surface", surface.as_str()), ("route", &route), ("status", status.as_str())],
+    );
+    m.observe(
+        "herald_http_request_duration_seconds",
+        &[("surface", surface.as_str()), ("route", &route)],
+        started.elapsed().as_secs_f64(),
+    );
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        m.inc("herald_rate_limited_total", &[("surface", surface.as_str())]);
+    }
+    res
+}
+
+async fn checked(edge: Arc<Edge>, req: Request, next: Next) -> Response {
     let max_body_bytes = edge.max_body_bytes;
     let surface = Surface::of(req.uri().path());
     let (method, uri) = (req.method().clone(), req.uri().clone());

@@ -6,6 +6,7 @@ pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod request_id;
@@ -79,6 +80,7 @@ pub fn router(state: AppState, edge: edge::Edge) -> Router {
         .merge(v1::router())
         .merge(pages::router())
         .merge(sdk::router())
+        .merge(metrics::router())
         .merge(crate::compat::router())
         .fallback(system::not_found)
         .with_state(state)

@@ -17,6 +17,7 @@ mod events_atomic;
 mod failover;
 mod fuzz;
 mod hardening;
+mod metrics;
 mod mock_push;
 mod native_providers;
 mod openapi;

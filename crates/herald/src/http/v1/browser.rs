@@ -115,6 +115,7 @@ pub async fn receipt(
     per_address(&app, "receipts", addr, RECEIPTS_PER_MINUTE)?;
     let event = parse_enum("event", &req.event, ReceiptEvent::parse, || "displayed, clicked, dismissed".into())?;
     app.svc.record_receipt(&req.token, event, req.action.as_deref()).await?;
+    herald_core::metrics::global().inc("herald_receipts_total", &[("event", event.as_str())]);
     Ok(StatusCode::NO_CONTENT)
 }
 
