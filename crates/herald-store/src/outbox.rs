@@ -38,10 +38,7 @@ fn target_filter(n: &Notification) -> (Option<String>, Option<String>) {
     (topic, channel)
 }
 
-/// Whether a subscription on this channel passes the sender's channel filter (types or ids).
-pub(crate) fn passes_filter(filter: &Option<Vec<String>>, channel_id: &str, channel_type: &str) -> bool {
-    filter.as_ref().is_none_or(|f| f.iter().any(|c| c == channel_id || c == channel_type))
-}
+use herald_core::delivery::passes_channel_filter as passes_filter;
 
 macro_rules! impl_outbox {
     ($store:ty, $conn:ty, $lock:literal, $notify:literal, $results_sql:literal) => {

@@ -97,6 +97,12 @@ pub struct Options {
     pub web_push: Option<Value>,
 }
 
+/// Whether a subscription on this channel passes a sender's channel filter (channel types or
+/// ids; `None`: every channel). The one definition: direct sends and fan-outs both use it.
+pub fn passes_channel_filter(filter: &Option<Vec<String>>, channel_id: &str, channel_type: &str) -> bool {
+    filter.as_ref().is_none_or(|f| f.iter().any(|c| c == channel_id || c == channel_type))
+}
+
 /// The subscription a job delivers to.
 #[derive(Debug, Clone)]
 pub struct Target {

@@ -322,8 +322,7 @@ impl Service {
         }
         let channels = self.store.list_channels(account_id).await?;
         let lacking = channels.iter().filter(|c| c.channel_type == ChannelType::WebPush).any(|c| {
-            let reached =
-                req.channels.as_ref().is_none_or(|f| f.iter().any(|x| x == &c.id || x == c.channel_type.as_str()));
+            let reached = crate::delivery::passes_channel_filter(&req.channels, &c.id, c.channel_type.as_str());
             reached && !c.config.get("default_url").is_some_and(Value::is_string)
         });
         if lacking {
@@ -454,9 +453,7 @@ impl Service {
 
 fn to_rows(subs: &[Subscription], filter: &Option<Vec<String>>) -> Vec<NewDelivery> {
     subs.iter()
-        .filter(|s| {
-            filter.as_ref().is_none_or(|f| f.iter().any(|x| x == &s.channel_id || x == s.channel_type.as_str()))
-        })
+        .filter(|s| crate::delivery::passes_channel_filter(filter, &s.channel_id, s.channel_type.as_str()))
         .map(|s| NewDelivery {
             subscription_id: s.id,
             user_id: s.user_id,
