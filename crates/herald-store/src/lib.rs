@@ -12,6 +12,7 @@ mod canonical;
 mod cluster;
 mod compat;
 mod imp;
+mod lease;
 mod metrics;
 mod migrate;
 mod outbox;

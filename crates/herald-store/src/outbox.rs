@@ -41,7 +41,7 @@ fn target_filter(n: &Notification) -> (Option<String>, Option<String>) {
 use herald_core::delivery::passes_channel_filter as passes_filter;
 
 macro_rules! impl_outbox {
-    ($store:ty, $conn:ty, $lock:literal, $notify:literal, $results_sql:literal) => {
+    ($store:ty, $conn:ty, $notify:literal, $results_sql:literal) => {
         impl $store {
             /// Tells other nodes there is new work (PostgreSQL `NOTIFY`, delivered at commit).
             async fn announce_work(conn: &mut $conn) -> StoreResult<()> {
@@ -369,30 +369,8 @@ macro_rules! impl_outbox {
             }
 
             async fn claim_deliveries(&self, lease: &str, now: Millis, lease_ms: i64, limit: u32) -> StoreResult<Vec<Claimed>> {
-                // Rows whose worker died keep `sending` past their lease: put them back first.
-                sqlx::query(
-                    "UPDATE deliveries SET status = 'queued', lease_owner = NULL, lease_until = NULL \
-                     WHERE status = 'sending' AND lease_until < $1",
-                )
-                .bind(now)
-                .execute(self.writer())
-                .await
-                .map_err(db_err)?;
-                let claimed = sqlx::query(concat!(
-                    "UPDATE deliveries SET status = 'sending', lease_owner = $1, lease_until = $2, attempts = attempts + 1, \
-                     updated_at = $3 WHERE id IN (SELECT id FROM deliveries WHERE status = 'queued' AND next_attempt_at <= $3 \
-                     ORDER BY next_attempt_at LIMIT $4",
-                    $lock,
-                    ")"
-                ))
-                .bind(lease)
-                .bind(now + lease_ms)
-                .bind(now)
-                .bind(limit as i64)
-                .execute(self.writer())
-                .await
-                .map_err(db_err)?;
-                if claimed.rows_affected() == 0 {
+                let claimed = self.lease_due(crate::lease::Queue::Deliveries, lease, now, lease_ms, limit).await?;
+                if claimed == 0 {
                     return Ok(Vec::new());
                 }
                 let rows: Vec<ClaimedRow> = sqlx::query_as(
@@ -584,7 +562,6 @@ impl_outbox!(
     SqliteStore,
     sqlx::SqliteConnection,
     "",
-    "",
     "UPDATE deliveries SET status = json_extract(j.value, '$.s'), provider_status = json_extract(j.value, '$.ps'), \
      provider_reason = json_extract(j.value, '$.pr'), \
      provider_message_id = COALESCE(json_extract(j.value, '$.pm'), provider_message_id), \
@@ -596,7 +573,6 @@ impl_outbox!(
 impl_outbox!(
     PgStore,
     sqlx::PgConnection,
-    " FOR UPDATE SKIP LOCKED",
     "NOTIFY herald_work",
     "UPDATE deliveries AS d SET status = j.s, provider_status = j.ps, provider_reason = j.pr, \
      provider_message_id = COALESCE(j.pm, d.provider_message_id), next_attempt_at = j.n, lease_owner = NULL, \

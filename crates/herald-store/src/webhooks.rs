@@ -99,15 +99,6 @@ macro_rules! webhook_cols {
     };
 }
 
-macro_rules! claim_lock {
-    (SqliteStore) => {
-        ""
-    };
-    (PgStore) => {
-        " FOR UPDATE SKIP LOCKED"
-    };
-}
-
 macro_rules! impl_webhooks {
     ($store:ident, $conn:ty) => {
         impl $store {
@@ -283,29 +274,8 @@ macro_rules! impl_webhooks {
             }
 
             async fn claim_hooks(&self, lease: &str, now: Millis, lease_ms: i64, limit: u32) -> StoreResult<Vec<ClaimedHook>> {
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET status = 'queued', lease_owner = NULL, lease_until = NULL \
-                     WHERE status = 'sending' AND lease_until < $1",
-                )
-                .bind(now)
-                .execute(self.writer())
-                .await
-                .map_err(db_err)?;
-                let claimed = sqlx::query(concat!(
-                    "UPDATE webhook_deliveries SET status = 'sending', lease_owner = $1, lease_until = $2, \
-                     attempts = attempts + 1, updated_at = $3 WHERE id IN (SELECT id FROM webhook_deliveries \
-                     WHERE status = 'queued' AND next_attempt_at <= $3 ORDER BY next_attempt_at LIMIT $4",
-                    claim_lock!($store),
-                    ")"
-                ))
-                .bind(lease)
-                .bind(now + lease_ms)
-                .bind(now)
-                .bind(limit as i64)
-                .execute(self.writer())
-                .await
-                .map_err(db_err)?;
-                if claimed.rows_affected() == 0 {
+                let claimed = self.lease_due(crate::lease::Queue::Hooks, lease, now, lease_ms, limit).await?;
+                if claimed == 0 {
                     return Ok(Vec::new());
                 }
                 let rows: Vec<HookRow> = sqlx::query_as(
